@@ -1,0 +1,18 @@
+# wharf_add_test(NAME <name> SOURCES <files...> LIBS <targets...> LABELS <labels...>
+#                [FIXTURES <fixtures...>] [TIMEOUT <seconds>])
+# Builds one Boost.Test executable and registers it with ctest under the given labels.
+function(wharf_add_test)
+  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS;FIXTURES" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_compile_options(${T_NAME} PRIVATE ${WHARF_WARNINGS})
+  target_include_directories(${T_NAME} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} Boost::unit_test_framework)
+  add_test(NAME ${T_NAME} COMMAND ${T_NAME} --color_output=no --log_level=test_suite)
+  set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}")
+  if(T_FIXTURES)
+    set_tests_properties(${T_NAME} PROPERTIES FIXTURES_REQUIRED "${T_FIXTURES}")
+  endif()
+  if(T_TIMEOUT)
+    set_tests_properties(${T_NAME} PROPERTIES TIMEOUT ${T_TIMEOUT})
+  endif()
+endfunction()

@@ -1,0 +1,36 @@
+@0xe56631d8d6d38b72;
+# External Cap'n Proto RPC API of a wharf-node (apps, the console). Each node serves it on its
+# RPC port; the bootstrap capability is `Node`. Compatibility: never renumber an ordinal.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("wharf::api");
+
+using Cluster = import "cluster.capnp";
+
+# Bootstrap capability: hands out the services this node offers.
+interface Node {
+  # The operator interface (members, tree, actors, stats, fault injection).
+  admin @0 () -> (admin :Admin);
+}
+
+# Operator interface. Every method takes `node`: the name of the member that must answer
+# (empty = the node this connection reaches). The receiving node forwards the call over the
+# cluster; a call towards a member that goes down fails at once with errorCode "peer_down".
+# Failures are reported in `reply.error`/`reply.errorCode`, not as RPC exceptions, so the
+# caller always learns why.
+interface Admin {
+  # The member table (name, addresses, roles, status, incarnation).
+  members @0 (node :Text) -> (reply :Cluster.AdminReply);
+  # The supervision tree, in depth-first order, with restart counts.
+  tree @1 (node :Text) -> (reply :Cluster.AdminReply);
+  # Managed actors with mailbox sizes.
+  actors @2 (node :Text) -> (reply :Cluster.AdminReply);
+  # Node counters: messages in/out, restarts, members alive/down, decode errors.
+  stats @3 (node :Text) -> (reply :Cluster.AdminReply);
+  # Crashes the actor at `path` (fault injection); its supervisor restarts it per its policy.
+  kill @4 (node :Text, path :Text) -> (reply :Cluster.AdminReply);
+  # Reads `key` from the node's durable register actor (system/kv).
+  get @5 (node :Text, key :Text) -> (reply :Cluster.AdminReply);
+  # Writes `key` = `value` to the durable register; the reply comes once the write is durable.
+  put @6 (node :Text, key :Text, value :Text) -> (reply :Cluster.AdminReply);
+}

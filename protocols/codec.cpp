@@ -1,0 +1,295 @@
+#include "protocols/codec.hpp"
+
+#include <cstring>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <caf/make_message.hpp>
+
+#include "protocols/capnp_convert.hpp"
+#include "protocols/cluster.capnp.h"
+
+namespace wharf::protocols {
+
+const char* to_string(member_status x) noexcept {
+  switch (x) {
+    case member_status::alive: return "alive";
+    case member_status::down: return "down";
+    case member_status::left: return "left";
+  }
+  return "unknown";
+}
+
+const char* to_string(admin_command x) noexcept {
+  switch (x) {
+    case admin_command::members: return "members";
+    case admin_command::tree: return "tree";
+    case admin_command::actors: return "actors";
+    case admin_command::stats: return "stats";
+    case admin_command::kill: return "kill";
+    case admin_command::get: return "get";
+    case admin_command::put: return "put";
+  }
+  return "unknown";
+}
+
+const char* to_string(codec_errc x) noexcept {
+  switch (x) {
+    case codec_errc::none: return "none";
+    case codec_errc::too_large: return "too_large";
+    case codec_errc::misaligned: return "misaligned";
+    case codec_errc::malformed: return "malformed";
+    case codec_errc::empty_body: return "empty_body";
+  }
+  return "unknown";
+}
+
+caf::error make_error(codec_errc code, std::string context) {
+  return caf::error{static_cast<uint8_t>(code), codec_errc_category,
+                    caf::make_message(std::move(context))};
+}
+
+admin_reply make_admin_error(std::string code, std::string message) {
+  admin_reply r;
+  r.error_code = std::move(code);
+  r.error = std::move(message);
+  return r;
+}
+
+namespace {
+
+kj::StringPtr text(const std::string& s) {
+  return kj::StringPtr(s.c_str(), s.size());
+}
+
+std::string str(capnp::Text::Reader t) {
+  return std::string(t.cStr(), t.size());
+}
+
+// -- struct -> builder --
+
+void write(wire::Member::Builder b, const member& x) {
+  b.setName(text(x.name));
+  b.setHost(text(x.host));
+  b.setClusterPort(x.cluster_port);
+  b.setRpcPort(x.rpc_port);
+  b.setHttpPort(x.http_port);
+  auto roles = b.initRoles(static_cast<unsigned>(x.roles.size()));
+  for (unsigned i = 0; i < roles.size(); ++i)
+    roles.set(i, text(x.roles[i]));
+  b.setStatus(static_cast<wire::MemberStatus>(x.status));
+  b.setIncarnation(x.incarnation);
+}
+
+void write(capnp::List<wire::Member>::Builder out, const std::vector<member>& xs) {
+  for (unsigned i = 0; i < out.size(); ++i)
+    write(out[i], xs[i]);
+}
+
+void write(wire::AdminRequest::Builder b, const admin_request& x) {
+  b.setCommand(static_cast<wire::AdminCommand>(x.command));
+  b.setNode(text(x.node));
+  b.setPath(text(x.path));
+  b.setKey(text(x.key));
+  b.setValue(text(x.value));
+}
+
+void write(wire::AdminReply::Builder b, const admin_reply& x) {
+  b.setError(text(x.error));
+  b.setErrorCode(text(x.error_code));
+  write(b.initMembers(static_cast<unsigned>(x.members.size())), x.members);
+  auto actors = b.initActors(static_cast<unsigned>(x.actors.size()));
+  for (unsigned i = 0; i < actors.size(); ++i) {
+    const auto& a = x.actors[i];
+    auto e = actors[i];
+    e.setPath(text(a.path));
+    e.setDepth(a.depth);
+    e.setKind(text(a.kind));
+    e.setStrategy(text(a.strategy));
+    e.setRestartType(text(a.restart_type));
+    e.setRestarts(a.restarts);
+    e.setStatus(text(a.status));
+    e.setActorId(a.actor_id);
+    e.setMailboxSize(a.mailbox_size);
+  }
+  auto stats = b.initStats(static_cast<unsigned>(x.stats.size()));
+  for (unsigned i = 0; i < stats.size(); ++i) {
+    stats[i].setName(text(x.stats[i].name));
+    stats[i].setValue(x.stats[i].value);
+  }
+  b.setValue(text(x.value));
+  b.setFound(x.found);
+  b.setNode(text(x.node));
+}
+
+// -- reader -> struct --
+
+member read(wire::Member::Reader r) {
+  member x;
+  x.name = str(r.getName());
+  x.host = str(r.getHost());
+  x.cluster_port = r.getClusterPort();
+  x.rpc_port = r.getRpcPort();
+  x.http_port = r.getHttpPort();
+  for (auto role : r.getRoles())
+    x.roles.push_back(str(role));
+  auto st = r.getStatus();
+  // An enumerant from a newer schema reads as an out-of-range value: treat it as down.
+  x.status = static_cast<uint16_t>(st) <= static_cast<uint16_t>(wire::MemberStatus::LEFT)
+               ? static_cast<member_status>(st)
+               : member_status::down;
+  x.incarnation = r.getIncarnation();
+  return x;
+}
+
+std::vector<member> read(capnp::List<wire::Member>::Reader rs) {
+  std::vector<member> xs;
+  xs.reserve(rs.size());
+  for (auto r : rs)
+    xs.push_back(read(r));
+  return xs;
+}
+
+admin_request read(wire::AdminRequest::Reader r) {
+  admin_request x;
+  auto cmd = static_cast<uint16_t>(r.getCommand());
+  if (cmd > static_cast<uint16_t>(wire::AdminCommand::PUT))
+    throw std::invalid_argument("unknown admin command " + std::to_string(cmd));
+  x.command = static_cast<admin_command>(cmd);
+  x.node = str(r.getNode());
+  x.path = str(r.getPath());
+  x.key = str(r.getKey());
+  x.value = str(r.getValue());
+  return x;
+}
+
+admin_reply read(wire::AdminReply::Reader r) {
+  admin_reply x;
+  x.error = str(r.getError());
+  x.error_code = str(r.getErrorCode());
+  x.members = read(r.getMembers());
+  for (auto e : r.getActors()) {
+    actor_entry a;
+    a.path = str(e.getPath());
+    a.depth = e.getDepth();
+    a.kind = str(e.getKind());
+    a.strategy = str(e.getStrategy());
+    a.restart_type = str(e.getRestartType());
+    a.restarts = e.getRestarts();
+    a.status = str(e.getStatus());
+    a.actor_id = e.getActorId();
+    a.mailbox_size = e.getMailboxSize();
+    x.actors.push_back(std::move(a));
+  }
+  for (auto s : r.getStats())
+    x.stats.push_back(stat{str(s.getName()), s.getValue()});
+  x.value = str(r.getValue());
+  x.found = r.getFound();
+  x.node = str(r.getNode());
+  return x;
+}
+
+struct body_writer {
+  wire::Envelope::Body::Builder b;
+  void operator()(const join_msg& x) { write(b.initJoin().initMember(), x.self); }
+  void operator()(const member_table& x) {
+    write(b.initMembers().initMembers(static_cast<unsigned>(x.members.size())), x.members);
+  }
+  void operator()(const heartbeat& x) { b.initHeartbeat().setIncarnation(x.incarnation); }
+  void operator()(const leave_msg& x) { b.initLeave().setIncarnation(x.incarnation); }
+  void operator()(const admin_request& x) { write(b.initAdminRequest(), x); }
+  void operator()(const admin_reply& x) { write(b.initAdminReply(), x); }
+  void operator()(const bench_echo& x) {
+    auto e = b.initBenchEcho();
+    e.setSeq(x.seq);
+    e.setSentNanos(x.sent_nanos);
+    e.setPayload(kj::ArrayPtr<const kj::byte>(
+      reinterpret_cast<const kj::byte*>(x.payload.data()), x.payload.size()));
+  }
+};
+
+} // namespace
+
+std::string encode(const envelope& x) {
+  capnp::MallocMessageBuilder mb;
+  auto root = mb.initRoot<wire::Envelope>();
+  root.setTraceId(x.trace_id);
+  root.setFrom(text(x.from));
+  std::visit(body_writer{root.initBody()}, x.body);
+  auto words = capnp::messageToFlatArray(mb);
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+caf::expected<envelope> decode(std::string_view bytes, const decode_limits& limits) {
+  if (bytes.size() > limits.max_bytes)
+    return make_error(codec_errc::too_large, std::to_string(bytes.size()) + " bytes");
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0)
+    return make_error(codec_errc::misaligned,
+                      std::to_string(bytes.size()) + " bytes is not a whole number of words");
+  // Cap'n Proto requires word-aligned input; std::string gives no such guarantee.
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  capnp::ReaderOptions opts;
+  opts.traversalLimitInWords = limits.traversal_limit_words;
+  opts.nestingLimit = limits.nesting_limit;
+  try {
+    capnp::FlatArrayMessageReader rd(words, opts);
+    auto root = rd.getRoot<wire::Envelope>();
+    envelope x;
+    x.trace_id = root.getTraceId();
+    x.from = str(root.getFrom());
+    auto body = root.getBody();
+    switch (body.which()) {
+      case wire::Envelope::Body::JOIN:
+        x.body = join_msg{read(body.getJoin().getMember())};
+        break;
+      case wire::Envelope::Body::MEMBERS:
+        x.body = member_table{read(body.getMembers().getMembers())};
+        break;
+      case wire::Envelope::Body::HEARTBEAT:
+        x.body = heartbeat{body.getHeartbeat().getIncarnation()};
+        break;
+      case wire::Envelope::Body::LEAVE:
+        x.body = leave_msg{body.getLeave().getIncarnation()};
+        break;
+      case wire::Envelope::Body::ADMIN_REQUEST:
+        x.body = read(body.getAdminRequest());
+        break;
+      case wire::Envelope::Body::ADMIN_REPLY:
+        x.body = read(body.getAdminReply());
+        break;
+      case wire::Envelope::Body::BENCH_ECHO: {
+        auto e = body.getBenchEcho();
+        auto p = e.getPayload();
+        x.body = bench_echo{e.getSeq(), e.getSentNanos(),
+                            std::string(reinterpret_cast<const char*>(p.begin()), p.size())};
+        break;
+      }
+      default:
+        return make_error(codec_errc::empty_body,
+                          "unknown envelope body " + std::to_string(body.which()));
+    }
+    return x;
+  } catch (const kj::Exception& e) {
+    return make_error(codec_errc::malformed, e.getDescription().cStr());
+  } catch (const std::exception& e) {
+    return make_error(codec_errc::malformed, e.what());
+  }
+}
+
+} // namespace wharf::protocols
+
+namespace wharf::protocols {
+
+void write_admin_reply(wire::AdminReply::Builder out, const admin_reply& x) {
+  write(out, x);
+}
+
+admin_reply read_admin_reply(wire::AdminReply::Reader in) {
+  return read(in);
+}
+
+} // namespace wharf::protocols

@@ -1,0 +1,661 @@
+#include "runtime/cluster/cluster_actor.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
+#include <spdlog/spdlog.h>
+
+#include "protocols/codec.hpp"
+#include "runtime/core/metrics.hpp"
+#include "runtime/core/types.hpp"
+
+namespace wharf::runtime {
+
+namespace {
+
+using namespace protocols;
+using clock_type = caf::actor_clock::clock_type;
+using string_map = std::map<std::string, std::string>;
+
+struct peer {
+  member info;
+  caf::actor handle;             // null until connected
+  clock_type::time_point last_seen;
+  bool connecting = false;
+};
+
+struct pending_call {
+  std::string peer;
+  reply_sink sink;
+};
+
+struct cluster_state {
+  node_config cfg;
+  member self_row;
+  child_context ctx;
+  std::map<std::string, peer> peers; // by name, never holds our own row
+  std::map<uint64_t, pending_call> pending;
+  uint64_t next_call = 1;
+  uint64_t next_trace = 1;
+  unsigned ticks = 0;
+  unsigned publish_attempts = 0;
+  bool leaving = false;
+};
+
+constexpr unsigned max_publish_attempts = 30;
+
+bool is_self(const node_config& cfg, const endpoint& ep) {
+  auto norm = [](const std::string& h) { return h == "localhost" ? std::string("127.0.0.1") : h; };
+  return ep.port == cfg.cluster_port && norm(ep.host) == norm(cfg.host);
+}
+
+class cluster {
+public:
+  cluster(caf::event_based_actor* self, std::shared_ptr<cluster_state> st)
+    : self_(self), st_(std::move(st)) {}
+
+  node_metrics* metrics() { return st_->ctx.metrics.get(); }
+  const std::string& name() const { return st_->cfg.name; }
+
+  // -- wire --
+
+  std::string envelope_bytes(envelope_body body, uint64_t trace = 0) {
+    envelope env;
+    env.trace_id = trace ? trace : st_->next_trace++;
+    env.from = name();
+    env.body = std::move(body);
+    auto bytes = encode(env);
+    if (auto m = metrics()) {
+      ++m->messages_out;
+      m->bytes_out += bytes.size();
+    }
+    return bytes;
+  }
+
+  // One-way envelope (gossip, heartbeat, leave): no reply travels back.
+  void send(const caf::actor& to, envelope_body body) {
+    if (to)
+      self_->send(to, cast_atom::value, envelope_bytes(std::move(body)));
+  }
+
+  void join(const caf::actor& h) {
+    self_->request(h, std::chrono::seconds{5}, wire_atom::value, envelope_bytes(join_msg{st_->self_row}))
+      .then([this, h](const std::string& reply) { on_join_reply(reply, h); },
+            [](caf::error& err) { spdlog::debug("cluster: join failed: {}", describe(err)); });
+  }
+
+  void broadcast(const envelope_body& body) {
+    for (auto& [n, p] : st_->peers)
+      if (p.handle && p.info.status == member_status::alive)
+        send(p.handle, body);
+  }
+
+  member_table table() const {
+    member_table t;
+    t.members.push_back(st_->self_row);
+    for (auto& [n, p] : st_->peers)
+      t.members.push_back(p.info);
+    std::sort(t.members.begin(), t.members.end(),
+              [](const member& a, const member& b) { return a.name < b.name; });
+    return t;
+  }
+
+  void update_gauges() {
+    if (auto m = metrics()) {
+      uint64_t alive = 1, down = 0; // we are alive
+      for (auto& [n, p] : st_->peers)
+        (p.info.status == member_status::alive ? alive : down) += 1;
+      m->members_alive = alive;
+      m->members_down = down;
+    }
+  }
+
+  // -- membership --
+
+  void connect(const std::string& host, uint16_t port, const std::string& expected_name) {
+    if (!expected_name.empty()) {
+      auto& p = st_->peers[expected_name];
+      if (p.connecting)
+        return;
+      p.connecting = true;
+    }
+    auto mm = self_->system().middleman().actor_handle();
+    // The middleman connects asynchronously: no scheduler thread blocks on the TCP handshake.
+    self_->request(mm, std::chrono::seconds{5}, caf::connect_atom::value, host, port)
+      .then(
+        [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+          if (!expected_name.empty())
+            st_->peers[expected_name].connecting = false;
+          auto h = caf::actor_cast<caf::actor>(ptr);
+          if (!h) {
+            spdlog::warn("cluster: {}:{} has no published actor", host, port);
+            return;
+          }
+          join(h);
+        },
+        [=](caf::error& err) {
+          if (!expected_name.empty())
+            st_->peers[expected_name].connecting = false;
+          spdlog::debug("cluster: cannot reach {}:{}{}: {}", host, port,
+                        expected_name.empty() ? "" : " (" + expected_name + ")", describe(err));
+        });
+  }
+
+  // Adopts the sender of a `join` (or any envelope) as the handle for `name`.
+  void adopt(const std::string& name, const caf::actor& handle) {
+    auto i = st_->peers.find(name);
+    if (i == st_->peers.end() || !handle || i->second.handle == handle)
+      return;
+    if (i->second.handle)
+      self_->demonitor(i->second.handle);
+    i->second.handle = handle;
+    i->second.last_seen = self_->clock().now();
+    self_->monitor(handle);
+  }
+
+  // Merges one row learned from `source` (a peer's own row when `authoritative`).
+  // Returns true when the table changed in a way others should hear about.
+  bool merge(const member& m, bool authoritative) {
+    if (m.name == name()) {
+      if (m.incarnation > st_->self_row.incarnation)
+        spdlog::error("cluster: another node claims our name {} with a newer incarnation", name());
+      return false;
+    }
+    auto i = st_->peers.find(m.name);
+    if (i == st_->peers.end()) {
+      peer p;
+      p.info = m;
+      p.last_seen = self_->clock().now();
+      st_->peers.emplace(m.name, std::move(p));
+      spdlog::info("cluster: member {} ({}:{}) is {} (incarnation {})", m.name, m.host,
+                   m.cluster_port, to_string(m.status), m.incarnation);
+      if (m.status == member_status::alive && !authoritative)
+        connect(m.host, m.cluster_port, m.name);
+      return true;
+    }
+    auto& p = i->second;
+    if (m.incarnation > p.info.incarnation) {
+      // A restarted node: its old connection is gone for good.
+      if (p.handle)
+        self_->demonitor(p.handle);
+      p.handle = nullptr;
+      p.info = m;
+      p.last_seen = self_->clock().now();
+      spdlog::info("cluster: member {} rejoined with incarnation {} ({})", m.name,
+                   m.incarnation, to_string(m.status));
+      if (m.status == member_status::alive && !authoritative)
+        connect(m.host, m.cluster_port, m.name);
+      return true;
+    }
+    if (m.incarnation == p.info.incarnation) {
+      if (authoritative && p.info.status != m.status) {
+        p.info.status = m.status;
+        return true;
+      }
+      // Our own observation of a peer wins over gossip, except for a graceful leave.
+      if (m.status == member_status::left && p.info.status != member_status::left) {
+        p.info.status = member_status::left;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void mark_down(const std::string& peer_name, member_status status, const std::string& why) {
+    auto i = st_->peers.find(peer_name);
+    if (i == st_->peers.end())
+      return;
+    auto& p = i->second;
+    if (p.info.status != member_status::alive && status == member_status::down)
+      return;
+    p.info.status = status;
+    if (status == member_status::left)
+      spdlog::info("cluster: member {} left the cluster", peer_name);
+    else
+      spdlog::warn("cluster: member {} is down: {}", peer_name, why);
+    fail_pending(peer_name, why);
+    update_gauges();
+  }
+
+  void fail_pending(const std::string& peer_name, const std::string& why) {
+    for (auto i = st_->pending.begin(); i != st_->pending.end();) {
+      if (i->second.peer != peer_name) {
+        ++i;
+        continue;
+      }
+      auto sink = std::move(i->second.sink);
+      i = st_->pending.erase(i);
+      if (auto m = metrics())
+        ++m->peer_down_failures;
+      auto r = make_admin_error("peer_down", "node " + peer_name + " went down while the request "
+                                               "was pending: " + why);
+      r.node = peer_name;
+      sink(std::move(r));
+    }
+  }
+
+  void on_down(const caf::down_msg& dm) {
+    for (auto& [n, p] : st_->peers) {
+      if (p.handle && p.handle.address() == dm.source) {
+        p.handle = nullptr;
+        mark_down(n, p.info.status == member_status::left ? member_status::left
+                                                           : member_status::down,
+                  "connection lost (" + describe(dm.reason) + ")");
+        return;
+      }
+    }
+  }
+
+  void on_tick() {
+    auto now = self_->clock().now();
+    ++st_->ticks;
+    heartbeat hb{st_->self_row.incarnation};
+    for (auto& [n, p] : st_->peers) {
+      if (!p.handle)
+        continue;
+      send(p.handle, hb);
+      if (p.info.status == member_status::alive && now - p.last_seen > st_->cfg.failure_timeout) {
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - p.last_seen);
+        mark_down(n, member_status::down,
+                  "no heartbeat for " + std::to_string(ms.count()) + " ms");
+      }
+    }
+    // Keep trying seeds we have no live member for (a seed may start after us).
+    auto retry_every = std::max<unsigned>(1, 1000 / std::max<long>(1, st_->cfg.heartbeat_interval.count()));
+    if (st_->ticks % retry_every == 1 || retry_every == 1) {
+      for (auto& s : st_->cfg.seeds) {
+        if (is_self(st_->cfg, s))
+          continue;
+        bool known = std::any_of(st_->peers.begin(), st_->peers.end(), [&](auto& kv) {
+          return kv.second.handle && kv.second.info.host == s.host
+                 && kv.second.info.cluster_port == s.port;
+        });
+        if (!known)
+          connect(s.host, s.port, "");
+      }
+    }
+    update_gauges();
+    if (st_->ticks % retry_every == 0)
+      refresh_mailboxes();
+    self_->delayed_send(self_, st_->cfg.heartbeat_interval, tick_atom::value);
+  }
+
+  void refresh_mailboxes() {
+    if (!st_->ctx.root || !metrics())
+      return;
+    auto m = st_->ctx.metrics;
+    self_->request(st_->ctx.root, std::chrono::seconds{2}, tree_atom::value)
+      .then(
+        [m](const std::vector<actor_entry>& xs) {
+          std::map<std::string, uint64_t> sizes;
+          for (auto& e : xs)
+            sizes[e.path] = e.mailbox_size;
+          m->mailboxes(std::move(sizes));
+        },
+        [](caf::error&) {});
+  }
+
+  // `one_way`: arrived with cast_atom (no reply expected) rather than as a request.
+  caf::result<std::string> on_wire(const std::string& bytes, bool one_way) {
+    if (auto m = metrics()) {
+      ++m->messages_in;
+      m->bytes_in += bytes.size();
+    }
+    auto env = decode(bytes);
+    auto sender = caf::actor_cast<caf::actor>(self_->current_sender());
+    if (!env) {
+      if (auto m = metrics())
+        ++m->decode_errors;
+      spdlog::error("cluster: rejected a malformed envelope of {} bytes from {}: {}",
+                    bytes.size(), caf::to_string(self_->current_sender()), describe(env.error()));
+      return env.error();
+    }
+    auto from = env->from;
+    bool request_kind = std::holds_alternative<join_msg>(env->body)
+                        || std::holds_alternative<admin_request>(env->body)
+                        || std::holds_alternative<bench_echo>(env->body);
+    if (one_way && request_kind) {
+      spdlog::error("cluster: {} sent a request envelope without expecting a reply", from);
+      return std::string{};
+    }
+    if (auto i = st_->peers.find(from); i != st_->peers.end())
+      i->second.last_seen = self_->clock().now();
+    return std::visit(
+      [&](auto& body) -> caf::result<std::string> { return handle(from, env->trace_id, sender, body); },
+      env->body);
+  }
+
+  caf::result<std::string> handle(const std::string& from, uint64_t, const caf::actor& sender,
+                                  join_msg& j) {
+    if (j.self.name != from || j.self.name.empty())
+      return make_error(runtime_errc::bad_request, "join: sender and row disagree");
+    j.self.status = member_status::alive;
+    bool changed = merge(j.self, true);
+    adopt(from, sender);
+    auto& p = st_->peers[from];
+    if (p.info.status != member_status::alive) {
+      p.info.status = member_status::alive;
+      changed = true;
+    }
+    update_gauges();
+    if (changed)
+      broadcast(table());
+    return envelope_bytes(table());
+  }
+
+  caf::result<std::string> handle(const std::string& from, uint64_t, const caf::actor& sender,
+                                  member_table& t) {
+    bool changed = false;
+    for (auto& m : t.members)
+      changed |= merge(m, false);
+    // A table from a member we have no handle for yet (the reply to our join arrives as a
+    // response, handled in `on_join_reply`; gossip arrives here) also gives us its handle.
+    adopt(from, sender);
+    update_gauges();
+    if (changed)
+      broadcast(table());
+    return std::string{};
+  }
+
+  caf::result<std::string> handle(const std::string& from, uint64_t, const caf::actor& sender,
+                                  heartbeat& hb) {
+    auto i = st_->peers.find(from);
+    if (i == st_->peers.end() || hb.incarnation < i->second.info.incarnation)
+      return std::string{};
+    adopt(from, sender);
+    if (i->second.info.status == member_status::down && hb.incarnation == i->second.info.incarnation) {
+      spdlog::info("cluster: member {} is alive again", from);
+      i->second.info.status = member_status::alive;
+      update_gauges();
+      broadcast(table());
+    }
+    return std::string{};
+  }
+
+  caf::result<std::string> handle(const std::string& from, uint64_t, const caf::actor&,
+                                  leave_msg& l) {
+    auto i = st_->peers.find(from);
+    if (i != st_->peers.end() && l.incarnation >= i->second.info.incarnation)
+      mark_down(from, member_status::left, "left the cluster");
+    return std::string{};
+  }
+
+  caf::result<std::string> handle(const std::string&, uint64_t trace, const caf::actor&,
+                                  admin_request& req) {
+    auto rp = self_->make_response_promise();
+    req.node.clear(); // we are the target
+    execute(req, reply_sink{std::make_shared<std::function<void(admin_reply)>>(
+                   [this, rp, trace](admin_reply r) mutable {
+                     rp.deliver(envelope_bytes(std::move(r), trace));
+                   })});
+    return rp;
+  }
+
+  caf::result<std::string> handle(const std::string& from, uint64_t, const caf::actor&,
+                                  admin_reply&) {
+    return make_error(runtime_errc::bad_request, "unsolicited admin reply from " + from);
+  }
+
+  caf::result<std::string> handle(const std::string&, uint64_t trace, const caf::actor&,
+                                  bench_echo& e) {
+    return envelope_bytes(std::move(e), trace);
+  }
+
+  // The answer to our own `join`: the seed's table.
+  void on_join_reply(const std::string& bytes, const caf::actor& from_handle) {
+    if (bytes.empty())
+      return;
+    auto env = decode(bytes);
+    if (!env) {
+      spdlog::error("cluster: malformed join reply: {}", describe(env.error()));
+      return;
+    }
+    if (auto* t = std::get_if<member_table>(&env->body)) {
+      bool changed = false;
+      for (auto& m : t->members)
+        changed |= merge(m, m.name == env->from);
+      adopt(env->from, from_handle);
+      update_gauges();
+      if (changed)
+        broadcast(table());
+    }
+  }
+
+  // -- operator commands --
+
+  void admin(admin_request req, reply_sink sink) {
+    if (auto m = metrics())
+      ++m->admin_requests;
+    if (req.node.empty() || req.node == name()) {
+      execute(req, std::move(sink));
+      return;
+    }
+    auto i = st_->peers.find(req.node);
+    if (i == st_->peers.end()) {
+      sink(make_admin_error("unknown_node", "no member named \"" + req.node + "\" (see `nodes`)"));
+      return;
+    }
+    auto& p = i->second;
+    if (p.info.status != member_status::alive || !p.handle) {
+      auto r = make_admin_error("peer_down", "node " + req.node + " is "
+                                               + to_string(p.info.status));
+      r.node = req.node;
+      sink(std::move(r));
+      return;
+    }
+    auto id = st_->next_call++;
+    auto target = req.node;
+    st_->pending.emplace(id, pending_call{target, std::move(sink)});
+    self_->request(p.handle, st_->cfg.request_timeout, wire_atom::value,
+                   envelope_bytes(std::move(req)))
+      .then(
+        [this, id](const std::string& bytes) {
+          auto i = st_->pending.find(id);
+          if (i == st_->pending.end())
+            return; // already failed (peer down)
+          auto sink = std::move(i->second.sink);
+          st_->pending.erase(i);
+          auto env = decode(bytes);
+          if (!env) {
+            sink(make_admin_error("bad_reply", "malformed reply: " + describe(env.error())));
+            return;
+          }
+          if (auto* r = std::get_if<admin_reply>(&env->body))
+            sink(std::move(*r));
+          else
+            sink(make_admin_error("bad_reply", "reply is not an admin reply"));
+        },
+        [this, id, target](caf::error& err) {
+          auto i = st_->pending.find(id);
+          if (i == st_->pending.end())
+            return;
+          auto sink = std::move(i->second.sink);
+          st_->pending.erase(i);
+          bool timeout = err == caf::sec::request_timeout;
+          auto r = make_admin_error(timeout ? "timeout" : "remote_error",
+                                    "request to " + target + " failed: " + describe(err));
+          r.node = target;
+          sink(std::move(r));
+        });
+  }
+
+  void execute(const admin_request& req, reply_sink sink) {
+    auto me = name();
+    auto finish = [me, sink](admin_reply r) {
+      r.node = me;
+      sink(std::move(r));
+    };
+    auto fail = [finish](caf::error& err) {
+      auto code = code_of(err);
+      if (err == caf::sec::request_receiver_down)
+        finish(make_admin_error("not_running", "the target actor is not running (it may be "
+                                               "restarting; see `tree`)"));
+      else
+        finish(make_admin_error(code != runtime_errc::none ? to_string(code) : "error",
+                                describe(err)));
+    };
+    auto timeout = std::chrono::seconds{5};
+    switch (req.command) {
+      case admin_command::members: {
+        admin_reply r;
+        r.members = table().members;
+        finish(std::move(r));
+        return;
+      }
+      case admin_command::stats: {
+        admin_reply r;
+        if (auto m = metrics())
+          r.stats = m->snapshot();
+        r.stats.push_back({"incarnation", static_cast<double>(st_->self_row.incarnation)});
+        r.stats.push_back({"pending_requests", static_cast<double>(st_->pending.size())});
+        finish(std::move(r));
+        return;
+      }
+      case admin_command::tree:
+      case admin_command::actors:
+        self_->request(st_->ctx.root, timeout, tree_atom::value)
+          .then(
+            [finish](std::vector<actor_entry>& xs) {
+              admin_reply r;
+              r.actors = std::move(xs);
+              finish(std::move(r));
+            },
+            fail);
+        return;
+      case admin_command::kill:
+        if (req.path.empty()) {
+          finish(make_admin_error("bad_request", "kill needs an actor path (see `tree`)"));
+          return;
+        }
+        self_->request(st_->ctx.root, timeout, kill_atom::value, req.path)
+          .then([finish](caf::ok_atom) { finish(admin_reply{}); }, fail);
+        return;
+      case admin_command::get:
+      case admin_command::put: {
+        auto reg = self_->system().registry().get<caf::actor>(register_name);
+        if (!reg) {
+          finish(make_admin_error("not_found", "this node runs no register service"));
+          return;
+        }
+        if (req.key.empty()) {
+          finish(make_admin_error("bad_request", "a key is required"));
+          return;
+        }
+        if (req.command == admin_command::get)
+          self_->request(reg, timeout, caf::get_atom::value, req.key)
+            .then(
+              [finish](bool found, std::string& value) {
+                admin_reply r;
+                r.found = found;
+                r.value = std::move(value);
+                finish(std::move(r));
+              },
+              fail);
+        else
+          self_->request(reg, st_->cfg.request_timeout, caf::put_atom::value, req.key, req.value)
+            .then([finish](caf::ok_atom) { finish(admin_reply{}); }, fail);
+        return;
+      }
+    }
+    finish(make_admin_error("bad_request", "unknown command"));
+  }
+
+  // -- lifecycle --
+
+  // Publishes this actor on the cluster port. A restarted incarnation may find the port still
+  // held by its predecessor until the middleman processed the unpublish, so retry briefly.
+  void publish() {
+    auto self_ptr = caf::actor_cast<caf::strong_actor_ptr>(self_);
+    auto mm = self_->system().middleman().actor_handle();
+    auto port = st_->cfg.cluster_port;
+    auto host = st_->cfg.host;
+    auto m = st_->ctx.metrics;
+    self_->request(mm, std::chrono::seconds{10}, caf::publish_atom::value, port, self_ptr,
+                   std::set<std::string>{}, host, true)
+      .then(
+        [=](uint16_t actual) {
+          spdlog::info("cluster: {} listening on {}:{} (incarnation {})", name(), host, actual,
+                       st_->self_row.incarnation);
+          if (m)
+            m->cluster_listening = true;
+        },
+        [=](caf::error& err) {
+          if (++st_->publish_attempts < max_publish_attempts) {
+            spdlog::debug("cluster: cannot listen on {}:{} yet: {}", host, port, describe(err));
+            self_->delayed_send(self_, std::chrono::milliseconds{100}, caf::publish_atom::value);
+            return;
+          }
+          spdlog::error("cluster: cannot listen on {}:{}: {}", host, port, describe(err));
+          self_->quit(err);
+        });
+  }
+
+  void start() {
+    auto mm = self_->system().middleman().actor_handle();
+    auto port = st_->cfg.cluster_port;
+    publish();
+    // Unpublish when this incarnation ends, so a restarted cluster actor can take the port.
+    auto addr = self_->address();
+    self_->attach_functor([mm, addr, port] { caf::anon_send(mm, caf::unpublish_atom::value, addr, port); });
+    for (auto& s : st_->cfg.seeds)
+      if (!is_self(st_->cfg, s))
+        connect(s.host, s.port, "");
+    update_gauges();
+    self_->send(self_, tick_atom::value);
+  }
+
+  void leave(const caf::error& reason) {
+    if (!st_->leaving) {
+      st_->leaving = true;
+      broadcast(leave_msg{st_->self_row.incarnation});
+      for (auto& [id, call] : st_->pending) {
+        auto sink = call.sink;
+        sink(make_admin_error("shutting_down", "node " + name() + " is stopping"));
+      }
+      st_->pending.clear();
+      if (auto m = metrics())
+        m->cluster_listening = false;
+    }
+    self_->quit(reason);
+  }
+
+private:
+  caf::event_based_actor* self_;
+  std::shared_ptr<cluster_state> st_;
+};
+
+} // namespace
+
+caf::behavior cluster_impl(caf::event_based_actor* self, child_context ctx, cluster_args args) {
+  auto st = std::make_shared<cluster_state>();
+  st->cfg = args.config;
+  st->ctx = std::move(ctx);
+  st->self_row.name = st->cfg.name;
+  st->self_row.host = st->cfg.host;
+  st->self_row.cluster_port = st->cfg.cluster_port;
+  st->self_row.rpc_port = st->cfg.rpc_port;
+  st->self_row.http_port = st->cfg.http_port;
+  st->self_row.roles = st->cfg.roles;
+  st->self_row.status = member_status::alive;
+  st->self_row.incarnation = args.incarnation;
+  auto c = std::make_shared<cluster>(self, st);
+  register_as(self->system(), cluster_name, caf::actor_cast<caf::actor>(self));
+  self->set_down_handler([c](caf::down_msg& dm) { c->on_down(dm); });
+  // Trap exits so a graceful stop can tell the others before going.
+  self->set_exit_handler([c](caf::exit_msg& em) { c->leave(em.reason); });
+  c->start();
+  return {
+    [c](wire_atom, const std::string& bytes) { return c->on_wire(bytes, false); },
+    [c](cast_atom, const std::string& bytes) { (void) c->on_wire(bytes, true); },
+    [c](admin_atom, admin_request& req, reply_sink& sink) { c->admin(std::move(req), std::move(sink)); },
+    [c](tick_atom) { c->on_tick(); },
+    [c](caf::publish_atom) { c->publish(); },
+    [self](probe_atom) -> uint64_t { return self->mailbox().size(); },
+  };
+}
+
+} // namespace wharf::runtime

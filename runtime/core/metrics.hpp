@@ -1,0 +1,49 @@
+#pragma once
+/// Node-wide counters and gauges, rendered in Prometheus text format by the HTTP endpoint.
+/// Written by actors and read by the KJ thread: every field is atomic or mutex-guarded.
+/// Owned by `node` (one per process) and handed to components as a shared pointer.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "protocols/messages.hpp"
+
+namespace wharf::runtime {
+
+class node_metrics {
+public:
+  std::atomic<uint64_t> messages_in{0};   ///< cluster envelopes received
+  std::atomic<uint64_t> messages_out{0};  ///< cluster envelopes sent
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> decode_errors{0}; ///< malformed envelopes rejected
+  std::atomic<uint64_t> restarts{0};      ///< child restarts by any supervisor
+  std::atomic<uint64_t> escalations{0};   ///< supervisors that gave up (restart intensity)
+  std::atomic<uint64_t> members_alive{0};
+  std::atomic<uint64_t> members_down{0};
+  std::atomic<uint64_t> admin_requests{0};
+  std::atomic<uint64_t> peer_down_failures{0}; ///< pending requests failed because a peer died
+  std::atomic<uint64_t> state_commits{0};      ///< RocksDB write batches committed
+  std::atomic<uint64_t> state_writes{0};       ///< actor state writes acknowledged
+  std::atomic<bool> cluster_listening{false};  ///< the cluster port is published
+  std::atomic<bool> serving{false};            ///< /health answers 200
+
+  /// Replaces the per-actor mailbox sizes (path -> size).
+  void mailboxes(std::map<std::string, uint64_t> sizes);
+
+  /// Counters as (name, value) pairs, names without the `wharf_` prefix.
+  std::vector<protocols::stat> snapshot() const;
+
+  /// Prometheus text exposition (version 0.0.4); every metric name starts with `wharf_`.
+  std::string prometheus(const std::string& node_name) const;
+
+private:
+  mutable std::mutex mtx_;
+  std::map<std::string, uint64_t> mailboxes_;
+};
+
+} // namespace wharf::runtime

@@ -1,0 +1,97 @@
+#pragma once
+/// Atoms, error codes and message-type registration shared by every runtime component.
+/// Call `add_types(cfg)` on every node's `actor_system_config` before creating the system:
+/// CAF 0.17 rejects unannounced types at run time, even for local sends.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/fwd.hpp>
+
+#include "protocols/messages.hpp"
+
+namespace wharf::runtime {
+
+// -- atoms (at most 10 characters each) --
+
+using wire_atom = caf::atom_constant<caf::atom("wire")>;       ///< envelope, request/response
+using cast_atom = caf::atom_constant<caf::atom("cast")>;       ///< envelope, one-way
+using admin_atom = caf::atom_constant<caf::atom("admin")>;     ///< operator command
+using tree_atom = caf::atom_constant<caf::atom("tree")>;       ///< supervision tree query
+using probe_atom = caf::atom_constant<caf::atom("probe")>;     ///< mailbox-size probe
+using kill_atom = caf::atom_constant<caf::atom("kill")>;       ///< fault injection
+using whereis_atom = caf::atom_constant<caf::atom("whereis")>; ///< resolve an actor path
+using tick_atom = caf::atom_constant<caf::atom("tick")>;       ///< periodic timer
+using persist_atom = caf::atom_constant<caf::atom("persist")>; ///< durable write
+using restore_atom = caf::atom_constant<caf::atom("restore")>; ///< durable read
+using flush_atom = caf::atom_constant<caf::atom("flush")>;     ///< group-commit flush
+using stop_atom = caf::atom_constant<caf::atom("stop")>;       ///< ordered shutdown step
+using connect_atom = caf::atom_constant<caf::atom("connect")>; ///< peer connection result
+
+// -- well-known registry names of per-node system actors --
+
+/// Names under which system actors register themselves in their actor system's registry,
+/// so the RPC bridge finds the current incarnation after a restart.
+constexpr caf::atom_value cluster_name = caf::atom("cluster");
+constexpr caf::atom_value register_name = caf::atom("register");
+constexpr caf::atom_value store_name = caf::atom("store");
+constexpr caf::atom_value root_name = caf::atom("root");
+
+/// Points `name` in the actor system's registry at `h`, replacing an earlier incarnation.
+/// (CAF 0.17's `registry().put` never overwrites an existing name.)
+void register_as(caf::actor_system& sys, caf::atom_value name, const caf::actor& h);
+
+// -- errors --
+
+/// Error codes of the runtime (category `runtime_errc_category`).
+enum class runtime_errc : uint8_t {
+  none = 0,
+  peer_down,          ///< the remote node went down while a request towards it was pending
+  unknown_node,       ///< no member with that name
+  not_found,          ///< no actor at that path / no such key
+  bad_request,        ///< malformed or unsupported request
+  timeout,            ///< the request's own deadline passed
+  storage_failure,    ///< RocksDB reported an error
+  restart_intensity,  ///< a supervisor gave up after too many restarts
+  killed,             ///< an operator crashed the actor on purpose (fault injection)
+  shutting_down,      ///< the node is stopping
+  bad_config,         ///< invalid configuration value
+  unreachable,        ///< cannot connect to the node at all
+};
+
+/// Category atom for `caf::error`s carrying a `runtime_errc`.
+constexpr caf::atom_value runtime_errc_category = caf::atom("wharf");
+
+const char* to_string(runtime_errc x) noexcept;
+
+caf::error make_error(runtime_errc code, std::string context);
+
+/// Returns a one-line rendering of any error ("peer_down: node n2 is down").
+std::string describe(const caf::error& err);
+
+/// Returns the runtime_errc of `err`, or `runtime_errc::none` for other categories.
+runtime_errc code_of(const caf::error& err) noexcept;
+
+// -- local-only message types --
+
+/// A one-shot callback that receives the answer to an operator command. Travels only in
+/// local messages (the RPC bridge passes it to the cluster actor); never serialized.
+struct reply_sink {
+  std::shared_ptr<std::function<void(protocols::admin_reply)>> fn;
+  void operator()(protocols::admin_reply r) const {
+    if (fn && *fn)
+      (*fn)(std::move(r));
+  }
+};
+
+/// Registers every message type and error category the runtime uses.
+void add_types(caf::actor_system_config& cfg);
+
+} // namespace wharf::runtime
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wharf::runtime::reply_sink)

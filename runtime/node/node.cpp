@@ -1,0 +1,184 @@
+#include "runtime/node/node.hpp"
+
+#include <csignal>
+#include <filesystem>
+#include <pthread.h>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "runtime/cluster/cluster_actor.hpp"
+#include "runtime/core/logging.hpp"
+#include "runtime/core/metrics.hpp"
+#include "runtime/core/types.hpp"
+#include "runtime/rpc/rpc_host.hpp"
+#include "runtime/storage/kv_store.hpp"
+#include "runtime/storage/state_store.hpp"
+
+namespace wharf::runtime {
+
+namespace {
+
+// Incarnations grow across restarts even if the clock steps back: max(previous + 1, now).
+caf::expected<uint64_t> next_incarnation(kv_store& store) {
+  auto prev = store.get(column::meta, "incarnation");
+  if (!prev)
+    return prev.error();
+  uint64_t old = *prev ? std::stoull(**prev) : 0;
+  auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  auto inc = std::max(old + 1, now);
+  write_batch wb;
+  wb.put(column::meta, "incarnation", std::to_string(inc));
+  if (auto err = store.write(wb, true))
+    return err;
+  return inc;
+}
+
+supervisor_spec make_tree(const node_config& cfg, uint64_t incarnation,
+                          std::shared_ptr<kv_store> store, std::shared_ptr<node_metrics> metrics,
+                          std::vector<child_spec> services) {
+  child_spec store_child;
+  store_child.name = "store";
+  store_child.restart = restart_type::permanent;
+  auto mode = cfg.durability;
+  // Detached: RocksDB writes and fsyncs run on the store's own thread.
+  store_child.start = [store, mode, metrics](caf::event_based_actor& parent, const child_context&) {
+    auto h = parent.spawn<caf::detached + caf::linked>(state_store_impl, store, mode, metrics);
+    // Registered here, synchronously, so the children started after it find it at once.
+    register_as(parent.system(), store_name, h);
+    return h;
+  };
+  supervisor_spec system;
+  system.name = "system";
+  system.strategy = restart_strategy::rest_for_one;
+  system.shutdown_timeout = cfg.shutdown_timeout;
+  system.children.push_back(store_child);
+  system.children.push_back(worker_child("cluster", restart_type::permanent, cluster_impl,
+                                         cluster_args{cfg, incarnation}));
+  supervisor_spec svc;
+  svc.name = "services";
+  svc.strategy = restart_strategy::one_for_one;
+  svc.shutdown_timeout = cfg.shutdown_timeout;
+  svc.children = std::move(services);
+  supervisor_spec root;
+  root.name = "root";
+  root.strategy = restart_strategy::one_for_one;
+  root.shutdown_timeout = cfg.shutdown_timeout;
+  // Services stop first (reverse order), so they can still persist through `system/store`.
+  root.children.push_back(supervisor_child(system));
+  root.children.push_back(supervisor_child(svc));
+  return root;
+}
+
+} // namespace
+
+int run_node(const node_config& cfg, std::vector<child_spec> services) {
+  // Every thread created from here on inherits this mask; the main thread takes the signals.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR2); // raised by ourselves when the root supervisor dies
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  setup_logging(cfg.name, cfg.log_level);
+  auto dir = std::filesystem::path(cfg.data_dir) / cfg.name;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    spdlog::error("cannot create data directory {}: {}", dir.string(), ec.message());
+    return 1;
+  }
+  auto opened = kv_store::open(dir.string());
+  if (!opened) {
+    spdlog::error("{} (is another wharf-node using this data dir?)", describe(opened.error()));
+    return 1;
+  }
+  std::shared_ptr<kv_store> store = std::move(*opened);
+  auto incarnation = next_incarnation(*store);
+  if (!incarnation) {
+    spdlog::error("cannot record incarnation: {}", describe(incarnation.error()));
+    return 1;
+  }
+  auto metrics = std::make_shared<node_metrics>();
+
+  caf::actor_system_config acfg;
+  acfg.load<caf::io::middleman>();
+  add_types(acfg);
+  acfg.set("scheduler.max-threads", cfg.worker_threads);
+  acfg.set("logger.console-verbosity", caf::atom("quiet"));
+  acfg.set("logger.file-verbosity", caf::atom("quiet"));
+  int exit_code = 0;
+  {
+    caf::actor_system sys{acfg};
+    auto root = spawn_root_supervisor(
+      sys, make_tree(cfg, *incarnation, store, metrics, std::move(services)), metrics);
+    register_as(sys, root_name, root);
+    root->attach_functor([](const caf::error& reason) {
+      if (reason != caf::exit_reason::user_shutdown) {
+        spdlog::error("root supervisor exited ({}); stopping the node", describe(reason));
+        ::kill(::getpid(), SIGUSR2);
+      }
+    });
+    rpc_options ro;
+    ro.host = cfg.host;
+    ro.rpc_port = cfg.rpc_port;
+    ro.http_port = cfg.http_port;
+    ro.enable_rpc = cfg.rpc_port != 0;
+    ro.enable_http = cfg.http_port != 0;
+    ro.node_name = cfg.name;
+    rpc_host rpc{sys, ro, metrics};
+    auto err = rpc.start();
+    // The cluster actor publishes its port asynchronously; wait (bounded) before serving.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    while (!err && !metrics->cluster_listening && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    if (!err && !metrics->cluster_listening)
+      err = make_error(runtime_errc::unreachable,
+                       "cannot listen on cluster port " + cfg.host + ":"
+                         + std::to_string(cfg.cluster_port) + " (see the log above)");
+    if (err) {
+      spdlog::error("{}", describe(err));
+      exit_code = 1;
+    } else {
+      metrics->serving = true;
+      spdlog::info("node {} serving: cluster {}:{}, rpc {}, http {}, data {}, durability {}",
+                   cfg.name, cfg.host, cfg.cluster_port, rpc.rpc_port(), rpc.http_port(),
+                   dir.string(), to_string(cfg.durability));
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (sig == SIGUSR2)
+        exit_code = 1;
+      else
+        spdlog::info("received {}, leaving the cluster and stopping", strsignal(sig));
+    }
+    metrics->serving = false;
+    {
+      caf::scoped_actor self{sys};
+      self->monitor(root);
+      self->send_exit(root, caf::exit_reason::user_shutdown);
+      bool stopped = false;
+      self->receive([&](caf::down_msg&) { stopped = true; },
+                    caf::after(cfg.shutdown_timeout * 4) >> [&] {
+                      spdlog::error("supervision tree did not stop within {} ms",
+                                    (cfg.shutdown_timeout * 4).count());
+                    });
+      if (!stopped)
+        exit_code = 1;
+    }
+    rpc.stop();
+    sys.registry().erase(root_name);
+    sys.registry().erase(cluster_name);
+    sys.registry().erase(store_name);
+    sys.registry().erase(register_name);
+  }
+  store.reset();
+  spdlog::info("node {} stopped", cfg.name);
+  return exit_code;
+}
+
+} // namespace wharf::runtime

@@ -1,0 +1,31 @@
+#pragma once
+/// The node's state-store actor: the only actor that touches RocksDB. Runs detached (its own
+/// thread), so fsyncs never block a scheduler thread. Actors persist and restore their state
+/// under their tree path through it.
+///
+/// Protocol (untyped):
+/// - `(persist_atom, path, std::map<string,string> puts, std::vector<string> deletes)`
+///     -> `ok_atom` once the batch is durable per the durability mode; error `storage_failure`.
+/// - `(restore_atom, path)` -> `std::map<string,string>` (empty when nothing was stored).
+/// - `(probe_atom)` -> `uint64_t` mailbox size.
+/// Whoever spawns it registers it as `store_name` (the node does, in its child factory).
+
+#include <memory>
+
+#include <caf/behavior.hpp>
+#include <caf/fwd.hpp>
+
+#include "runtime/config/node_config.hpp"
+
+namespace wharf::runtime {
+
+class kv_store;
+class node_metrics;
+
+/// Behaviour of the state store. `store` is shared with the node, which closes it after the
+/// actor system stopped. In `group` mode, persists that arrive while a write is in flight are
+/// committed together in one fsync'd batch (group commit); in `sync` mode each is its own.
+caf::behavior state_store_impl(caf::event_based_actor* self, std::shared_ptr<kv_store> store,
+                               durability_mode mode, std::shared_ptr<node_metrics> metrics);
+
+} // namespace wharf::runtime

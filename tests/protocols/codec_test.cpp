@@ -1,0 +1,143 @@
+#include "protocols/codec.hpp"
+
+#include <random>
+
+#include <caf/message.hpp>
+
+#include <boost/test/unit_test.hpp>
+
+using namespace wharf::protocols;
+
+namespace {
+
+member sample_member(const std::string& name) {
+  member m;
+  m.name = name;
+  m.host = "127.0.0.1";
+  m.cluster_port = 7100;
+  m.rpc_port = 7101;
+  m.http_port = 7102;
+  m.roles = {"worker", "gateway"};
+  m.status = member_status::down;
+  m.incarnation = 1763761234567;
+  return m;
+}
+
+envelope wrap(envelope_body body) {
+  envelope e;
+  e.trace_id = 42;
+  e.from = "n1";
+  e.body = std::move(body);
+  return e;
+}
+
+std::vector<envelope> every_message() {
+  admin_reply reply;
+  reply.error = "node n3 is down";
+  reply.error_code = "peer_down";
+  reply.members = {sample_member("n1"), sample_member("n2")};
+  reply.actors = {{"system/cluster", 2, "worker", "", "permanent", 3, "running", 17, 4}};
+  reply.stats = {{"messages_in_total", 12}, {"ratio", 0.25}};
+  reply.value = "v";
+  reply.found = true;
+  reply.node = "n2";
+  return {
+    wrap(join_msg{sample_member("n9")}),
+    wrap(member_table{{sample_member("a"), sample_member("b"), sample_member("c")}}),
+    wrap(heartbeat{77}),
+    wrap(leave_msg{78}),
+    wrap(admin_request{admin_command::put, "n2", "services/register", "k", "value with spaces"}),
+    wrap(reply),
+    wrap(bench_echo{5, -9, std::string("\0binary\xff", 8)}),
+  };
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(codec)
+
+BOOST_AUTO_TEST_CASE(every_message_round_trips) {
+  for (auto& in : every_message()) {
+    auto bytes = encode(in);
+    BOOST_TEST(bytes.size() % 8 == 0u);
+    auto out = decode(bytes);
+    BOOST_REQUIRE_MESSAGE(out, "decode failed for body index " << in.body.index());
+    BOOST_TEST((*out == in), "round trip changed body index " << in.body.index());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(empty_input_is_rejected) {
+  auto out = decode(std::string{});
+  BOOST_REQUIRE(!out);
+  BOOST_TEST(out.error().code() == static_cast<uint8_t>(codec_errc::misaligned));
+}
+
+BOOST_AUTO_TEST_CASE(every_truncation_is_rejected_without_crashing) {
+  auto bytes = encode(every_message()[1]);
+  size_t rejected = 0;
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    auto out = decode(std::string_view(bytes.data(), n));
+    if (!out)
+      ++rejected;
+  }
+  // Cutting off whole segments always fails; word-aligned cuts inside one must also fail.
+  BOOST_TEST(rejected == bytes.size());
+}
+
+BOOST_AUTO_TEST_CASE(random_garbage_is_rejected_or_decoded_but_never_crashes) {
+  std::mt19937_64 rng{20261121};
+  size_t rejected = 0;
+  for (int i = 0; i < 2000; ++i) {
+    std::string junk(8 * (1 + rng() % 64), '\0');
+    for (auto& c : junk)
+      c = static_cast<char>(rng());
+    auto out = decode(junk);
+    if (!out)
+      ++rejected;
+  }
+  BOOST_TEST(rejected > 1900u); // almost all random words are not a valid message
+}
+
+BOOST_AUTO_TEST_CASE(bit_flips_never_crash) {
+  auto bytes = encode(every_message()[5]);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    auto copy = bytes;
+    copy[i] = static_cast<char>(copy[i] ^ 0x5a);
+    auto out = decode(copy); // must return, value or error
+    (void) out;
+  }
+  BOOST_TEST(true);
+}
+
+BOOST_AUTO_TEST_CASE(traversal_limit_rejects_oversized_messages) {
+  member_table big;
+  for (int i = 0; i < 1000; ++i)
+    big.members.push_back(sample_member("node-" + std::to_string(i)));
+  auto bytes = encode(wrap(big));
+  decode_limits tight;
+  tight.traversal_limit_words = 256;
+  auto out = decode(bytes, tight);
+  BOOST_REQUIRE(!out);
+  BOOST_TEST(out.error().code() == static_cast<uint8_t>(codec_errc::malformed));
+  BOOST_TEST(caf::to_string(out.error().context()).find("traversal limit") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(size_limit_rejects_before_parsing) {
+  auto bytes = encode(wrap(heartbeat{1}));
+  decode_limits tiny;
+  tiny.max_bytes = 8;
+  auto out = decode(bytes, tiny);
+  BOOST_REQUIRE(!out);
+  BOOST_TEST(out.error().code() == static_cast<uint8_t>(codec_errc::too_large));
+}
+
+BOOST_AUTO_TEST_CASE(deep_nesting_is_bounded) {
+  auto bytes = encode(every_message()[5]);
+  decode_limits shallow;
+  shallow.nesting_limit = 1;
+  auto out = decode(bytes, shallow);
+  BOOST_REQUIRE(!out);
+  BOOST_TEST(out.error().code() == static_cast<uint8_t>(codec_errc::malformed));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
