@@ -1,0 +1,217 @@
+#include "tests/support/node_process.hpp"
+
+#include <arpa/inet.h>
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sstream>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#ifndef WHARF_NODE_BIN
+#  error "WHARF_NODE_BIN must name the wharf-node binary"
+#endif
+
+namespace wharf::test {
+
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    throw std::runtime_error("free_port: bind failed");
+  }
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    if (cond())
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
+}
+
+int run_command(const std::vector<std::string>& argv, std::string* output) {
+  int fds[2];
+  if (::pipe(fds) != 0)
+    throw std::runtime_error("pipe failed");
+  auto pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::dup2(fds[1], 2);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0)
+    out.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (output)
+    *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+namespace {
+
+int connect_to(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string read_all(int fd, std::chrono::milliseconds limit) {
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0)
+      continue;
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0)
+      break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+} // namespace
+
+int http_get(uint16_t port, const std::string& path, std::string* body) {
+  int fd = connect_to(port);
+  if (fd < 0)
+    return 0;
+  auto req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return 0;
+  }
+  auto resp = read_all(fd, std::chrono::seconds{5});
+  ::close(fd);
+  if (resp.compare(0, 9, "HTTP/1.1 ") != 0)
+    return 0;
+  if (body) {
+    auto sep = resp.find("\r\n\r\n");
+    *body = sep == std::string::npos ? "" : resp.substr(sep + 4);
+  }
+  return std::stoi(resp.substr(9, 3));
+}
+
+bool send_raw(uint16_t port, const std::string& bytes) {
+  int fd = connect_to(port);
+  if (fd < 0)
+    return false;
+  auto n = ::write(fd, bytes.data(), bytes.size());
+  (void) n; // the peer may close early on garbage; that is the point
+  ::shutdown(fd, SHUT_WR);
+  read_all(fd, std::chrono::seconds{2});
+  ::close(fd);
+  return true;
+}
+
+node_process::node_process(std::string name, std::string data_dir, std::string log_dir,
+                           uint16_t seed_port)
+  : name_(std::move(name)), data_dir_(std::move(data_dir)),
+    log_path_(log_dir + "/" + name_ + ".log"), seed_port_(seed_port) {
+  ports_.cluster = free_port();
+  ports_.rpc = free_port();
+  ports_.http = free_port();
+}
+
+node_process::~node_process() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+void node_process::start(const std::vector<std::string>& extra_flags) {
+  if (pid_ > 0)
+    throw std::logic_error(name_ + " is already running");
+  std::vector<std::string> argv = {
+    WHARF_NODE_BIN, "--name", name_, "--cluster-port", std::to_string(ports_.cluster),
+    "--rpc-port", std::to_string(ports_.rpc), "--http-port", std::to_string(ports_.http),
+    "--data-dir", data_dir_, "--seed",
+    "127.0.0.1:" + std::to_string(seed_port_ ? seed_port_ : ports_.cluster)};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  auto pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  pid_ = pid;
+}
+
+void node_process::signal(int sig) {
+  if (pid_ > 0)
+    ::kill(pid_, sig);
+}
+
+int node_process::wait(std::chrono::milliseconds limit) {
+  if (pid_ <= 0)
+    return -1;
+  int status = 0;
+  bool done = eventually([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, limit);
+  if (!done)
+    return -1;
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string node_process::log() const {
+  std::ifstream in{log_path_};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string node_process::log_tail(size_t lines) const {
+  auto all = log();
+  size_t pos = all.size();
+  for (size_t i = 0; i <= lines && pos != std::string::npos && pos > 0; ++i)
+    pos = all.rfind('\n', pos - 1);
+  return "--- " + name_ + " log ---\n"
+         + (pos == std::string::npos || pos == 0 ? all : all.substr(pos + 1));
+}
+
+} // namespace wharf::test
