@@ -5,6 +5,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
+#include <kj/io.h>
 
 #include <caf/make_message.hpp>
 
@@ -212,15 +213,39 @@ struct body_writer {
 
 } // namespace
 
+namespace {
+
+// First-segment size: big enough that typical envelopes fit one segment (no second
+// allocation), small enough that the builder does not zero kilobytes it never uses.
+unsigned estimate_words(const envelope& x) {
+  size_t bytes = 128 + x.from.size();
+  if (auto* e = std::get_if<bench_echo>(&x.body))
+    bytes += e->payload.size();
+  else if (auto* t = std::get_if<member_table>(&x.body))
+    bytes += t->members.size() * 160;
+  else if (auto* r = std::get_if<admin_reply>(&x.body))
+    bytes += (r->members.size() + r->actors.size()) * 160 + r->stats.size() * 48 + r->value.size();
+  else if (auto* q = std::get_if<admin_request>(&x.body))
+    bytes += q->key.size() + q->value.size() + q->path.size();
+  return static_cast<unsigned>(bytes / sizeof(capnp::word) + 8);
+}
+
+} // namespace
+
 std::string encode(const envelope& x) {
-  capnp::MallocMessageBuilder mb;
+  capnp::MallocMessageBuilder mb(estimate_words(x));
   auto root = mb.initRoot<wire::Envelope>();
   root.setTraceId(x.trace_id);
   root.setFrom(text(x.from));
   std::visit(body_writer{root.initBody()}, x.body);
-  auto words = capnp::messageToFlatArray(mb);
-  auto bytes = words.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  // Serialize straight into the string: one allocation, one copy of the segments.
+  auto segments = mb.getSegmentsForOutput();
+  auto words = capnp::computeSerializedSizeInWords(segments);
+  std::string out(words * sizeof(capnp::word), '\0');
+  kj::ArrayOutputStream os(
+    kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
+  capnp::writeMessage(os, segments);
+  return out;
 }
 
 caf::expected<envelope> decode(std::string_view bytes, const decode_limits& limits) {
@@ -229,9 +254,18 @@ caf::expected<envelope> decode(std::string_view bytes, const decode_limits& limi
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0)
     return make_error(codec_errc::misaligned,
                       std::to_string(bytes.size()) + " bytes is not a whole number of words");
-  // Cap'n Proto requires word-aligned input; std::string gives no such guarantee.
-  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  // Cap'n Proto requires word-aligned input. Heap strings are aligned in practice; copy only
+  // when this one is not (e.g. a view into the middle of a buffer).
+  kj::Array<capnp::word> copy;
+  kj::ArrayPtr<const capnp::word> words;
+  auto count = bytes.size() / sizeof(capnp::word);
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(capnp::word) == 0) {
+    words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(bytes.data()), count);
+  } else {
+    copy = kj::heapArray<capnp::word>(count);
+    std::memcpy(copy.begin(), bytes.data(), bytes.size());
+    words = copy;
+  }
   capnp::ReaderOptions opts;
   opts.traversalLimitInWords = limits.traversal_limit_words;
   opts.nestingLimit = limits.nesting_limit;

@@ -66,6 +66,22 @@ BOOST_AUTO_TEST_CASE(every_message_round_trips) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(unaligned_input_is_decoded_through_a_copy) {
+  auto in = every_message()[6];
+  std::string shifted = " " + encode(in);
+  auto view = std::string_view(shifted).substr(1); // odd address
+  auto out = decode(view);
+  BOOST_REQUIRE(out);
+  BOOST_TEST((*out == in));
+}
+
+BOOST_AUTO_TEST_CASE(large_payloads_round_trip) {
+  auto in = wrap(bench_echo{1, 2, std::string(1 << 20, 'x')});
+  auto out = decode(encode(in));
+  BOOST_REQUIRE(out);
+  BOOST_TEST((*out == in));
+}
+
 BOOST_AUTO_TEST_CASE(empty_input_is_rejected) {
   auto out = decode(std::string{});
   BOOST_REQUIRE(!out);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <netinet/in.h>
 #include <poll.h>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -19,7 +20,9 @@
 
 namespace wharf::test {
 
-uint16_t free_port() {
+namespace {
+
+uint16_t probe_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -33,6 +36,19 @@ uint16_t free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+} // namespace
+
+uint16_t free_port() {
+  // The kernel may hand the same port out twice in a row; never give a port twice.
+  static std::set<uint16_t> given;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto p = probe_port();
+    if (given.insert(p).second)
+      return p;
+  }
+  throw std::runtime_error("free_port: no fresh port after 100 attempts");
 }
 
 bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
@@ -50,16 +66,18 @@ int run_command(const std::vector<std::string>& argv, std::string* output) {
   int fds[2];
   if (::pipe(fds) != 0)
     throw std::runtime_error("pipe failed");
+  // Everything the child needs is built before fork: other threads of this process may hold
+  // the allocator's lock at fork time, so the child must not allocate before exec.
+  std::vector<char*> args;
+  for (auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   auto pid = ::fork();
   if (pid == 0) {
     ::dup2(fds[1], 1);
     ::dup2(fds[1], 2);
     ::close(fds[0]);
     ::close(fds[1]);
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
@@ -92,8 +110,20 @@ int connect_to(uint16_t port) {
   return fd;
 }
 
+// Reads until the peer closes, `limit` passes, or a complete HTTP response (headers plus
+// Content-Length bytes) has arrived.
 std::string read_all(int fd, std::chrono::milliseconds limit) {
   std::string out;
+  auto complete = [&out] {
+    auto sep = out.find("\r\n\r\n");
+    if (out.compare(0, 5, "HTTP/") != 0 || sep == std::string::npos)
+      return false;
+    auto cl = out.find("Content-Length: ");
+    if (cl == std::string::npos || cl > sep)
+      return false;
+    auto len = std::stoul(out.substr(cl + 16));
+    return out.size() >= sep + 4 + len;
+  };
   auto deadline = std::chrono::steady_clock::now() + limit;
   char buf[4096];
   while (std::chrono::steady_clock::now() < deadline) {
@@ -104,6 +134,8 @@ std::string read_all(int fd, std::chrono::milliseconds limit) {
     if (n <= 0)
       break;
     out.append(buf, static_cast<size_t>(n));
+    if (complete())
+      break;
   }
   return out;
 }
@@ -167,18 +199,21 @@ void node_process::start(const std::vector<std::string>& extra_flags) {
     "--data-dir", data_dir_, "--seed",
     "127.0.0.1:" + std::to_string(seed_port_ ? seed_port_ : ports_.cluster)};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  std::vector<char*> args; // built before fork, see run_command
+  for (auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw std::runtime_error("cannot open " + log_path_);
   auto pid = ::fork();
   if (pid == 0) {
-    int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, 1);
+    ::dup2(fd, 1); // dup2 clears O_CLOEXEC on the copies
     ::dup2(fd, 2);
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
+  ::close(fd);
   pid_ = pid;
 }
 
@@ -210,7 +245,16 @@ std::string node_process::log_tail(size_t lines) const {
   size_t pos = all.size();
   for (size_t i = 0; i <= lines && pos != std::string::npos && pos > 0; ++i)
     pos = all.rfind('\n', pos - 1);
-  return "--- " + name_ + " log ---\n"
+  // WNOWAIT: look without reaping, so a later wait() still gets the exit status.
+  siginfo_t info{};
+  bool exited = pid_ > 0
+                && ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0
+                && info.si_pid == pid_;
+  std::string state = pid_ <= 0 ? "not running"
+                      : exited  ? "exited with " + std::to_string(info.si_status)
+                                : "running, pid " + std::to_string(pid_);
+  return "--- " + name_ + " (" + state + ", ports " + std::to_string(ports_.cluster) + "/"
+         + std::to_string(ports_.rpc) + "/" + std::to_string(ports_.http) + ") log ---\n"
          + (pos == std::string::npos || pos == 0 ? all : all.substr(pos + 1));
 }
 

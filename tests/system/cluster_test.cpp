@@ -73,6 +73,9 @@ struct cluster_fixture {
   }
 
   bool all_alive_everywhere() {
+    for (auto& n : nodes)
+      if (test::http_get(n->port().http, "/health") != 200)
+        return false;
     for (size_t v = 1; v <= nodes.size(); ++v)
       for (auto& n : nodes)
         if (status(v, n->name()) != "alive")
@@ -132,16 +135,18 @@ BOOST_AUTO_TEST_CASE(three_nodes_converge_on_one_member_table) {
   BOOST_TEST(tables[0] == tables[1]);
   BOOST_TEST(tables[0] == tables[2]);
   BOOST_TEST(std::count(tables[0].begin(), tables[0].end(), ';') == 3);
-  int status = 0;
   BOOST_TEST(test::http_get(node(2).port().http, "/health") == 200);
   std::string metrics;
   BOOST_TEST(test::http_get(node(2).port().http, "/metrics", &metrics) == 200);
   BOOST_TEST(metrics.find("wharf_members_alive{node=\"n2\"} 3") != std::string::npos, metrics);
-  BOOST_TEST(metrics.find("wharf_mailbox_size{node=\"n2\",path=\"system/cluster\"}")
-               != std::string::npos,
+  // Mailbox sizes are sampled about once a second.
+  BOOST_TEST(eventually([&] {
+               test::http_get(node(2).port().http, "/metrics", &metrics);
+               return metrics.find("wharf_mailbox_size{node=\"n2\",path=\"system/cluster\"}")
+                      != std::string::npos;
+             }),
              metrics);
   BOOST_TEST(test::http_get(node(2).port().http, "/nope") == 404);
-  (void) status;
 }
 
 BOOST_AUTO_TEST_CASE(sigkill_is_seen_by_both_survivors_and_a_restart_rejoins) {
