@@ -1,5 +1,6 @@
 #include "protocols/codec.hpp"
 
+#include <cstring>
 #include <random>
 
 #include <caf/message.hpp>
@@ -80,6 +81,29 @@ BOOST_AUTO_TEST_CASE(large_payloads_round_trip) {
   auto out = decode(encode(in));
   BOOST_REQUIRE(out);
   BOOST_TEST((*out == in));
+}
+
+BOOST_AUTO_TEST_CASE(in_place_and_general_encodings_agree_with_capnp_framing) {
+  // A table far larger than the size estimate takes the general path; both must decode.
+  member_table big;
+  for (int i = 0; i < 300; ++i) {
+    auto m = sample_member("node-" + std::to_string(i));
+    m.roles.assign(20, std::string(40, 'r'));
+    big.members.push_back(m);
+  }
+  for (auto& in : {wrap(heartbeat{3}), wrap(bench_echo{1, 2, std::string(4096, 'p')})}) {
+    auto bytes = encode(in);
+    uint32_t header[2];
+    std::memcpy(header, bytes.data(), sizeof(header));
+    BOOST_TEST(header[0] == 0u); // one segment
+    BOOST_TEST(bytes.size() == 8u + 8u * header[1]); // and nothing after it
+  }
+  for (auto& in : {wrap(heartbeat{3}), wrap(big)}) {
+    auto bytes = encode(in);
+    auto out = decode(bytes);
+    BOOST_REQUIRE(out);
+    BOOST_TEST((*out == in));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(empty_input_is_rejected) {
