@@ -50,49 +50,31 @@ caf::expected<admin_reply> admin_client::call(const protocols::admin_request& re
       impl_->client = kj::heap<capnp::EzRpcClient>(impl_->target);
     auto& ez = *impl_->client;
     auto admin = ez.getMain<api::Node>().adminRequest().send().getAdmin();
+    // Every Admin method takes the target node; some take one or two more fields.
+    auto to = [&](auto r) {
+      r.setNode(text(req.node));
+      return r;
+    };
     kj::Promise<admin_reply> p = nullptr;
     switch (req.command) {
-      case admin_command::members: {
-        auto r = admin.membersRequest();
-        r.setNode(text(req.node));
-        p = send(kj::mv(r));
-        break;
-      }
-      case admin_command::tree: {
-        auto r = admin.treeRequest();
-        r.setNode(text(req.node));
-        p = send(kj::mv(r));
-        break;
-      }
-      case admin_command::actors: {
-        auto r = admin.actorsRequest();
-        r.setNode(text(req.node));
-        p = send(kj::mv(r));
-        break;
-      }
-      case admin_command::stats: {
-        auto r = admin.statsRequest();
-        r.setNode(text(req.node));
-        p = send(kj::mv(r));
-        break;
-      }
+      case admin_command::members: p = send(to(admin.membersRequest())); break;
+      case admin_command::tree: p = send(to(admin.treeRequest())); break;
+      case admin_command::actors: p = send(to(admin.actorsRequest())); break;
+      case admin_command::stats: p = send(to(admin.statsRequest())); break;
       case admin_command::kill: {
-        auto r = admin.killRequest();
-        r.setNode(text(req.node));
+        auto r = to(admin.killRequest());
         r.setPath(text(req.path));
         p = send(kj::mv(r));
         break;
       }
       case admin_command::get: {
-        auto r = admin.getRequest();
-        r.setNode(text(req.node));
+        auto r = to(admin.getRequest());
         r.setKey(text(req.key));
         p = send(kj::mv(r));
         break;
       }
       case admin_command::put: {
-        auto r = admin.putRequest();
-        r.setNode(text(req.node));
+        auto r = to(admin.putRequest());
         r.setKey(text(req.key));
         r.setValue(text(req.value));
         p = send(kj::mv(r));
