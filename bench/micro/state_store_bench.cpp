@@ -30,27 +30,28 @@ using done_atom = caf::atom_constant<caf::atom("done")>;
 
 namespace {
 
+// One persist, then the next once acknowledged (no self-referencing closure: it would keep
+// the handles it captures alive forever and stall the actor system's shutdown).
+void write_next(caf::event_based_actor* self, caf::actor store, std::string path,
+                std::shared_ptr<int> left, caf::actor report) {
+  if ((*left)-- == 0) {
+    self->send(report, done_atom::value);
+    self->quit();
+    return;
+  }
+  auto key = "k" + std::to_string(*left % 16);
+  self->request(store, std::chrono::seconds{60}, persist_atom::value, path,
+                string_map{{key, std::string(64, 'v')}}, std::vector<std::string>{})
+    .then([=](caf::ok_atom) { write_next(self, store, path, left, report); },
+          [](caf::error& err) {
+            std::cerr << "persist failed: " << describe(err) << '\n';
+            std::exit(1);
+          });
+}
+
 caf::behavior writer(caf::event_based_actor* self, caf::actor store, int id, int count,
                      caf::actor report) {
-  auto left = std::make_shared<int>(count);
-  auto path = "bench/w" + std::to_string(id);
-  auto next = std::make_shared<std::function<void()>>();
-  *next = [=] {
-    if ((*left)-- == 0) {
-      self->send(report, done_atom::value);
-      self->quit();
-      return;
-    }
-    self->request(store, std::chrono::seconds{60}, persist_atom::value, path,
-                  string_map{{"k" + std::to_string(*left % 16), std::string(64, 'v')}},
-                  std::vector<std::string>{})
-      .then([=](caf::ok_atom) { (*next)(); },
-            [=](caf::error& err) {
-              std::cerr << "persist failed: " << describe(err) << '\n';
-              std::exit(1);
-            });
-  };
-  (*next)();
+  write_next(self, store, "bench/w" + std::to_string(id), std::make_shared<int>(count), report);
   return {[](int) {}};
 }
 
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
     else if (a == "--runs")
       runs = std::atoi(argv[i + 1]);
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0); // progress lines as they come
   caf::actor_system_config cfg;
   add_types(cfg);
   cfg.set("scheduler.max-threads", 2);
