@@ -127,6 +127,16 @@ void write(wire::AdminReply::Builder b, const admin_reply& x) {
 
 // -- reader -> struct --
 
+// Lists longer than this are rejected before anything is allocated for them. Cap'n Proto
+// charges a list of zero-sized structs one word per element, so without a cap a 50-byte
+// message could make us allocate gigabytes.
+template <class List>
+void check_length(const List& xs, size_t cap, const char* what) {
+  if (xs.size() > cap)
+    throw std::invalid_argument(std::string(what) + " list of " + std::to_string(xs.size())
+                                + " entries exceeds the limit of " + std::to_string(cap));
+}
+
 member read(wire::Member::Reader r) {
   member x;
   x.name = str(r.getName());
@@ -134,6 +144,7 @@ member read(wire::Member::Reader r) {
   x.cluster_port = r.getClusterPort();
   x.rpc_port = r.getRpcPort();
   x.http_port = r.getHttpPort();
+  check_length(r.getRoles(), max_roles, "roles");
   for (auto role : r.getRoles())
     x.roles.push_back(str(role));
   auto st = r.getStatus();
@@ -147,6 +158,7 @@ member read(wire::Member::Reader r) {
 
 std::vector<member> read(capnp::List<wire::Member>::Reader rs) {
   std::vector<member> xs;
+  check_length(rs, max_members, "member");
   xs.reserve(rs.size());
   for (auto r : rs)
     xs.push_back(read(r));
@@ -171,6 +183,7 @@ admin_reply read(wire::AdminReply::Reader r) {
   x.error = str(r.getError());
   x.error_code = str(r.getErrorCode());
   x.members = read(r.getMembers());
+  check_length(r.getActors(), max_actor_entries, "actor");
   for (auto e : r.getActors()) {
     actor_entry a;
     a.path = str(e.getPath());
@@ -184,6 +197,7 @@ admin_reply read(wire::AdminReply::Reader r) {
     a.mailbox_size = e.getMailboxSize();
     x.actors.push_back(std::move(a));
   }
+  check_length(r.getStats(), max_stats, "stat");
   for (auto s : r.getStats())
     x.stats.push_back(stat{str(s.getName()), s.getValue()});
   x.value = str(r.getValue());
@@ -289,7 +303,10 @@ caf::expected<envelope> decode(std::string_view bytes, const decode_limits& limi
     words = copy;
   }
   capnp::ReaderOptions opts;
-  opts.traversalLimitInWords = limits.traversal_limit_words;
+  // An honest reader visits each word about once; bound the traversal by the message size
+  // too, so amplification (many reads of little data) is cut off early.
+  opts.traversalLimitInWords = std::min<uint64_t>(limits.traversal_limit_words,
+                                                  4 * count + 64);
   opts.nestingLimit = limits.nesting_limit;
   try {
     capnp::FlatArrayMessageReader rd(words, opts);

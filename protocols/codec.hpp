@@ -31,7 +31,14 @@ const char* to_string(codec_errc x) noexcept;
 
 caf::error make_error(codec_errc code, std::string context);
 
-/// Bounds applied while decoding untrusted bytes.
+/// Upper bounds on list lengths accepted from the wire; longer lists are `malformed`.
+constexpr size_t max_members = 4096;
+constexpr size_t max_roles = 64;
+constexpr size_t max_actor_entries = 1u << 20;
+constexpr size_t max_stats = 4096;
+
+/// Bounds applied while decoding untrusted bytes. The traversal limit is further capped at
+/// four times the message size.
 struct decode_limits {
   size_t max_bytes = 64u << 20;               ///< whole message
   uint64_t traversal_limit_words = 8u << 20;  ///< Cap'n Proto traversal limit (64 MiB)

@@ -25,8 +25,18 @@ struct peer {
   member info;
   caf::actor handle;             // null until connected
   clock_type::time_point last_seen;
-  bool connecting = false;
 };
+
+// One outgoing connection target (host:port). The middleman connects one request at a time
+// and an unreachable host can hold it for seconds, so every target has at most one attempt
+// in flight and failed attempts back off exponentially.
+struct dial_state {
+  bool in_flight = false;
+  clock_type::time_point next_attempt;
+  std::chrono::milliseconds backoff{0};
+};
+
+constexpr std::chrono::milliseconds max_dial_backoff{30000};
 
 struct pending_call {
   std::string peer;
@@ -39,18 +49,26 @@ struct cluster_state {
   child_context ctx;
   std::map<std::string, peer> peers; // by name, never holds our own row
   std::map<uint64_t, pending_call> pending;
+  std::map<std::string, dial_state> dials;        // by "host:port"
+  std::map<std::string, std::string> seed_names;  // seed "host:port" -> member name
   uint64_t next_call = 1;
   uint64_t next_trace = 1;
   unsigned ticks = 0;
   unsigned publish_attempts = 0;
-  bool leaving = false;
 };
 
 constexpr unsigned max_publish_attempts = 30;
 
+std::string norm_host(const std::string& h) {
+  return h == "localhost" ? std::string("127.0.0.1") : h;
+}
+
+std::string target_key(const std::string& host, uint16_t port) {
+  return norm_host(host) + ":" + std::to_string(port);
+}
+
 bool is_self(const node_config& cfg, const endpoint& ep) {
-  auto norm = [](const std::string& h) { return h == "localhost" ? std::string("127.0.0.1") : h; };
-  return ep.port == cfg.cluster_port && norm(ep.host) == norm(cfg.host);
+  return ep.port == cfg.cluster_port && norm_host(ep.host) == norm_host(cfg.host);
 }
 
 class cluster {
@@ -82,9 +100,10 @@ public:
       self_->send(to, cast_atom::value, envelope_bytes(std::move(body)));
   }
 
-  void join(const caf::actor& h) {
+  // `via` is the "host:port" we dialled, remembered as the seed's member name.
+  void join(const caf::actor& h, const std::string& via) {
     self_->request(h, std::chrono::seconds{5}, wire_atom::value, envelope_bytes(join_msg{st_->self_row}))
-      .then([this, h](const std::string& reply) { on_join_reply(reply, h); },
+      .then([this, h, via](const std::string& reply) { on_join_reply(reply, h, via); },
             [](caf::error& err) { spdlog::debug("cluster: join failed: {}", describe(err)); });
   }
 
@@ -116,32 +135,39 @@ public:
 
   // -- membership --
 
+  // Dials host:port (a seed, or a member named `expected_name`) and sends `join` once the
+  // middleman has a handle. Rate-limited per target, see dial_state.
   void connect(const std::string& host, uint16_t port, const std::string& expected_name) {
-    if (!expected_name.empty()) {
-      auto& p = st_->peers[expected_name];
-      if (p.connecting)
-        return;
-      p.connecting = true;
-    }
+    auto key = target_key(host, port);
+    auto& d = st_->dials[key];
+    auto now = self_->clock().now();
+    if (d.in_flight || now < d.next_attempt)
+      return;
+    d.in_flight = true;
     auto mm = self_->system().middleman().actor_handle();
     // The middleman connects asynchronously: no scheduler thread blocks on the TCP handshake.
-    self_->request(mm, std::chrono::seconds{5}, caf::connect_atom::value, host, port)
+    self_->request(mm, std::chrono::seconds{10}, caf::connect_atom::value, host, port)
       .then(
         [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-          if (!expected_name.empty())
-            st_->peers[expected_name].connecting = false;
+          auto& d = st_->dials[key];
+          d.in_flight = false;
+          d.backoff = std::chrono::milliseconds{0};
           auto h = caf::actor_cast<caf::actor>(ptr);
           if (!h) {
-            spdlog::warn("cluster: {}:{} has no published actor", host, port);
+            spdlog::warn("cluster: {} has no published actor", key);
             return;
           }
-          join(h);
+          join(h, key);
         },
         [=](caf::error& err) {
-          if (!expected_name.empty())
-            st_->peers[expected_name].connecting = false;
-          spdlog::debug("cluster: cannot reach {}:{}{}: {}", host, port,
-                        expected_name.empty() ? "" : " (" + expected_name + ")", describe(err));
+          auto& d = st_->dials[key];
+          d.in_flight = false;
+          d.backoff = std::min(max_dial_backoff,
+                               std::max(std::chrono::milliseconds{250}, d.backoff * 2));
+          d.next_attempt = self_->clock().now() + d.backoff;
+          spdlog::debug("cluster: cannot reach {}{}: {} (next try in {} ms)", key,
+                        expected_name.empty() ? "" : " (" + expected_name + ")", describe(err),
+                        d.backoff.count());
         });
   }
 
@@ -183,6 +209,7 @@ public:
       if (p.handle)
         self_->demonitor(p.handle);
       p.handle = nullptr;
+      fail_pending(m.name, "it restarted (incarnation " + std::to_string(m.incarnation) + ")");
       p.info = m;
       p.last_seen = self_->clock().now();
       spdlog::info("cluster: member {} rejoined with incarnation {} ({})", m.name,
@@ -255,8 +282,16 @@ public:
     ++st_->ticks;
     heartbeat hb{st_->self_row.incarnation};
     for (auto& [n, p] : st_->peers) {
-      if (!p.handle)
+      if (!p.handle) {
+        // A member we know but hold no connection to: it is down once the failure timeout
+        // passes without one, and we keep dialling it (backed off) until it answers or left.
+        if (p.info.status == member_status::left)
+          continue;
+        if (p.info.status == member_status::alive && now - p.last_seen > st_->cfg.failure_timeout)
+          mark_down(n, member_status::down, "no connection");
+        connect(p.info.host, p.info.cluster_port, n);
         continue;
+      }
       send(p.handle, hb);
       if (p.info.status == member_status::alive && now - p.last_seen > st_->cfg.failure_timeout) {
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - p.last_seen);
@@ -264,20 +299,21 @@ public:
                   "no heartbeat for " + std::to_string(ms.count()) + " ms");
       }
     }
-    // Keep trying seeds we have no live member for (a seed may start after us).
-    auto retry_every = std::max<unsigned>(1, 1000 / std::max<long>(1, st_->cfg.heartbeat_interval.count()));
-    if (st_->ticks % retry_every == 1 || retry_every == 1) {
-      for (auto& s : st_->cfg.seeds) {
-        if (is_self(st_->cfg, s))
+    // Keep dialling seeds we hold no live member for (a seed may start after us).
+    for (auto& s : st_->cfg.seeds) {
+      if (is_self(st_->cfg, s))
+        continue;
+      auto key = target_key(s.host, s.port);
+      auto known = st_->seed_names.find(key);
+      if (known != st_->seed_names.end()) {
+        auto i = st_->peers.find(known->second);
+        if (i != st_->peers.end() && i->second.handle)
           continue;
-        bool known = std::any_of(st_->peers.begin(), st_->peers.end(), [&](auto& kv) {
-          return kv.second.handle && kv.second.info.host == s.host
-                 && kv.second.info.cluster_port == s.port;
-        });
-        if (!known)
-          connect(s.host, s.port, "");
       }
+      connect(s.host, s.port, "");
     }
+    auto retry_every = std::max<unsigned>(
+      1, static_cast<unsigned>(1000 / std::max<long>(1, st_->cfg.heartbeat_interval.count())));
     update_gauges();
     if (st_->ticks % retry_every == 0)
       refresh_mailboxes();
@@ -315,6 +351,10 @@ public:
       return env.error();
     }
     auto from = env->from;
+    if (from == name()) {
+      spdlog::error("cluster: an envelope claims to come from this node ({}); ignored", from);
+      return make_error(runtime_errc::bad_request, "sender uses this node's name");
+    }
     bool request_kind = std::holds_alternative<join_msg>(env->body)
                         || std::holds_alternative<admin_request>(env->body)
                         || std::holds_alternative<bench_echo>(env->body);
@@ -406,7 +446,8 @@ public:
   }
 
   // The answer to our own `join`: the seed's table.
-  void on_join_reply(const std::string& bytes, const caf::actor& from_handle) {
+  void on_join_reply(const std::string& bytes, const caf::actor& from_handle,
+                     const std::string& via) {
     if (bytes.empty())
       return;
     auto env = decode(bytes);
@@ -414,6 +455,12 @@ public:
       spdlog::error("cluster: malformed join reply: {}", describe(env.error()));
       return;
     }
+    if (env->from == name()) {
+      spdlog::error("cluster: {} answered as ourselves ({}); is it our own address or a "
+                    "name clash?", via, name());
+      return;
+    }
+    st_->seed_names[via] = env->from;
     if (auto* t = std::get_if<member_table>(&env->body)) {
       bool changed = false;
       for (auto& m : t->members)
@@ -531,6 +578,12 @@ public:
           finish(make_admin_error("bad_request", "kill needs an actor path (see `tree`)"));
           return;
         }
+        if (req.path == st_->ctx.path) {
+          // Crashing ourselves: answer first, we will not be there to answer afterwards.
+          finish(admin_reply{});
+          self_->send(st_->ctx.root, kill_atom::value, req.path);
+          return;
+        }
         self_->request(st_->ctx.root, timeout, kill_atom::value, req.path)
           .then([finish](caf::ok_atom) { finish(admin_reply{}); }, fail);
         return;
@@ -609,17 +662,22 @@ public:
   }
 
   void leave(const caf::error& reason) {
-    if (!st_->leaving) {
-      st_->leaving = true;
+    // Only a stopping node leaves: a restart of this actor (same incarnation) must not make
+    // the others show the node as gone, since a late `leave` could overtake our re-join.
+    auto m = metrics();
+    bool node_stopping = m == nullptr || !m->serving;
+    if (node_stopping)
       broadcast(leave_msg{st_->self_row.incarnation});
-      for (auto& [id, call] : st_->pending) {
-        auto sink = call.sink;
-        sink(make_admin_error("shutting_down", "node " + name() + " is stopping"));
-      }
-      st_->pending.clear();
-      if (auto m = metrics())
-        m->cluster_listening = false;
+    for (auto& [id, call] : st_->pending) {
+      auto sink = call.sink;
+      sink(make_admin_error("shutting_down", node_stopping
+                                               ? "node " + name() + " is stopping"
+                                               : "the cluster actor of " + name()
+                                                   + " is restarting (" + describe(reason) + ")"));
     }
+    st_->pending.clear();
+    if (m)
+      m->cluster_listening = false;
     self_->quit(reason);
   }
 

@@ -26,7 +26,14 @@ caf::expected<uint64_t> next_incarnation(kv_store& store) {
   auto prev = store.get(column::meta, "incarnation");
   if (!prev)
     return prev.error();
-  uint64_t old = *prev ? std::stoull(**prev) : 0;
+  uint64_t old = 0;
+  if (*prev) {
+    char* end = nullptr;
+    old = std::strtoull((*prev)->c_str(), &end, 10);
+    if (end == (*prev)->c_str() || *end != '\0')
+      return make_error(runtime_errc::storage_failure,
+                        "stored incarnation is corrupt: \"" + **prev + "\"");
+  }
   auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
@@ -164,11 +171,15 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
       bool stopped = false;
       self->receive([&](caf::down_msg&) { stopped = true; },
                     caf::after(cfg.shutdown_timeout * 4) >> [&] {
-                      spdlog::error("supervision tree did not stop within {} ms",
+                      spdlog::error("supervision tree did not stop within {} ms; killing it",
                                     (cfg.shutdown_timeout * 4).count());
                     });
-      if (!stopped)
+      if (!stopped) {
         exit_code = 1;
+        // Untrappable: the root dies now, and its links take the rest of the tree down.
+        self->send_exit(root, caf::exit_reason::kill);
+        self->receive([](caf::down_msg&) {}, caf::after(std::chrono::seconds{5}) >> [] {});
+      }
     }
     rpc.stop();
     sys.registry().erase(root_name);

@@ -36,6 +36,38 @@ struct group_state {
 caf::behavior state_store_impl(caf::event_based_actor* self, std::shared_ptr<kv_store> store,
                                durability_mode mode, std::shared_ptr<node_metrics> metrics) {
   auto group = std::make_shared<group_state>();
+  auto count = [metrics](size_t writes) {
+    if (metrics) {
+      ++metrics->state_commits;
+      metrics->state_writes += writes;
+    }
+  };
+  // Commits the queued group (if any) and answers everyone waiting for it.
+  auto flush = [=] {
+    group->flush_scheduled = false;
+    if (group->waiting.empty())
+      return;
+    auto err = store->write(group->batch, true);
+    if (err)
+      spdlog::error("state store: group commit of {} writes failed: {}", group->waiting.size(),
+                    describe(err));
+    else
+      count(group->waiting.size());
+    for (auto& rp : group->waiting) {
+      if (err)
+        rp.deliver(err);
+      else
+        rp.deliver(caf::ok_atom::value);
+    }
+    group->waiting.clear();
+    group->batch = write_batch{};
+  };
+  // Told to stop with a group still queued: commit it first, so no caller is left waiting
+  // for an answer that would never come.
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    flush();
+    self->quit(em.reason);
+  });
   return {
     [=](persist_atom, const std::string& path, const string_map& puts,
         const std::vector<std::string>& dels) -> caf::result<caf::ok_atom> {
@@ -46,8 +78,7 @@ caf::behavior state_store_impl(caf::event_based_actor* self, std::shared_ptr<kv_
           spdlog::error("state store: persist of {} failed: {}", path, describe(err));
           return err;
         }
-        ++metrics->state_commits;
-        ++metrics->state_writes;
+        count(1);
         return caf::ok_atom::value;
       }
       // Group commit: queue, and flush once the mailbox has delivered what is already there
@@ -60,25 +91,7 @@ caf::behavior state_store_impl(caf::event_based_actor* self, std::shared_ptr<kv_
       }
       return group->waiting.back();
     },
-    [=](flush_atom) {
-      group->flush_scheduled = false;
-      auto err = store->write(group->batch, true);
-      if (err)
-        spdlog::error("state store: group commit of {} writes failed: {}", group->waiting.size(),
-                      describe(err));
-      else {
-        ++metrics->state_commits;
-        metrics->state_writes += group->waiting.size();
-      }
-      for (auto& rp : group->waiting) {
-        if (err)
-          rp.deliver(err);
-        else
-          rp.deliver(caf::ok_atom::value);
-      }
-      group->waiting.clear();
-      group->batch = write_batch{};
-    },
+    [=](flush_atom) { flush(); },
     [=](restore_atom, const std::string& path) -> caf::result<string_map> {
       auto xs = store->scan(column::actor_state, state_prefix(path));
       if (!xs) {

@@ -23,7 +23,7 @@ class kv_store;
 class node_metrics;
 
 /// Behaviour of the state store. `store` is shared with the node, which closes it after the
-/// actor system stopped. In `group` mode, persists that arrive while a write is in flight are
+/// actor system stopped; `metrics` may be null. In `group` mode, persists that arrive while a write is in flight are
 /// committed together in one fsync'd batch (group commit); in `sync` mode each is its own.
 caf::behavior state_store_impl(caf::event_based_actor* self, std::shared_ptr<kv_store> store,
                                durability_mode mode, std::shared_ptr<node_metrics> metrics);

@@ -1,6 +1,7 @@
 #include "runtime/supervision/supervisor.hpp"
 
 #include <deque>
+#include <set>
 #include <optional>
 
 #include <caf/all.hpp>
@@ -66,6 +67,9 @@ struct sup_state {
   child_context ctx;
   std::vector<slot> children;
   std::deque<clock_type::time_point> restart_log;
+  // Children replaced without waiting for their exit; an exit message from one of them may
+  // still be queued and must not be mistaken for an exit from the parent.
+  std::set<caf::actor_addr> retired;
   bool stopping = false;
   caf::error stop_reason;
   size_t stop_pos = 0;  // index of the child being stopped during ordered shutdown
@@ -123,6 +127,7 @@ public:
       return;
     self_->unlink_from(s.handle);
     self_->send_exit(s.handle, caf::exit_reason::user_shutdown);
+    st_->retired.insert(s.handle.address());
     s.handle = nullptr;
     s.status = "stopped";
   }
@@ -136,6 +141,8 @@ public:
 
   void on_exit(caf::exit_msg& em) {
     auto idx = find(em.source);
+    if (!idx && st_->retired.erase(em.source) > 0)
+      return; // a child we already replaced
     if (!idx) {
       // From the parent or an operator: shut down in order, unless it is a normal exit.
       if (!st_->stopping && em.reason && em.reason != caf::exit_reason::normal)

@@ -162,6 +162,39 @@ BOOST_AUTO_TEST_CASE(traversal_limit_rejects_oversized_messages) {
   BOOST_TEST(caf::to_string(out.error().context()).find("traversal limit") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(over_long_lists_are_rejected) {
+  member_table big;
+  big.members.assign(max_members + 1, sample_member("x"));
+  auto out = decode(encode(wrap(big)));
+  BOOST_REQUIRE(!out);
+  BOOST_TEST(caf::to_string(out.error().context()).find("exceeds the limit") != std::string::npos);
+  big.members.resize(max_members);
+  BOOST_TEST(static_cast<bool>(decode(encode(wrap(big)))));
+}
+
+BOOST_AUTO_TEST_CASE(a_tiny_message_cannot_claim_a_huge_list) {
+  // Encode a one-member table, then rewrite the list's tag word to claim 2^23 zero-size
+  // members: a valid Cap'n Proto message of ~100 bytes that, decoded naively, allocates
+  // 8 million rows. It must be refused.
+  auto bytes = encode(wrap(member_table{{sample_member("m")}}));
+  // Member has 2 data words and 3 pointers; the tag's offset field holds the element count.
+  uint64_t tag = (uint64_t{1} << 2) | (uint64_t{2} << 32) | (uint64_t{3} << 48);
+  uint64_t evil = uint64_t{1} << 25; // (2^23 elements) << 2, zero data and pointer words
+  bool patched = false;
+  for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, bytes.data() + i, 8);
+    if (w == tag) {
+      std::memcpy(bytes.data() + i, &evil, 8);
+      patched = true;
+    }
+  }
+  BOOST_REQUIRE(patched);
+  auto out = decode(bytes);
+  BOOST_REQUIRE(!out);
+  BOOST_TEST(out.error().code() == static_cast<uint8_t>(codec_errc::malformed));
+}
+
 BOOST_AUTO_TEST_CASE(size_limit_rejects_before_parsing) {
   auto bytes = encode(wrap(heartbeat{1}));
   decode_limits tiny;

@@ -150,6 +150,22 @@ BOOST_AUTO_TEST_CASE(one_for_all_restarts_every_child) {
   BOOST_TEST((whereis("c") != c));
 }
 
+BOOST_AUTO_TEST_CASE(two_children_dying_together_do_not_stop_the_supervisor) {
+  // Both exits are queued before the supervisor runs: handling a's restarts b as well, and
+  // b's old exit, still queued, must be recognised as stale, not as an exit from the parent.
+  start(three(restart_strategy::one_for_all, log));
+  auto a = whereis("a"), b = whereis("b"); // whereis runs the scheduler: resolve first
+  self->send(a, crash_atom::value);
+  self->send(b, crash_atom::value);
+  run();
+  BOOST_TEST(!root_exited());
+  auto t = tree();
+  for (auto n : {"a", "b", "c"}) {
+    BOOST_TEST(t[n].status == "running", n);
+    BOOST_TEST(t[n].restarts == 1u, n);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(rest_for_one_restarts_the_child_and_those_after_it) {
   start(three(restart_strategy::rest_for_one, log));
   auto a = whereis("a");
