@@ -44,11 +44,13 @@ const std::string& admin_client::target() const noexcept {
   return impl_->target;
 }
 
-caf::expected<admin_reply> admin_client::call(const protocols::admin_request& req) {
-  try {
-    if (!impl_->client)
-      impl_->client = kj::heap<capnp::EzRpcClient>(impl_->target);
-    auto& ez = *impl_->client;
+namespace {
+
+// One attempt; nullptr on timeout. Every capability and promise it creates is destroyed when
+// it returns (or unwinds), before the caller may drop the client and its event loop.
+kj::Maybe<admin_reply> attempt(capnp::EzRpcClient& ez, const protocols::admin_request& req,
+                               std::chrono::milliseconds timeout) {
+  {
     auto admin = ez.getMain<api::Node>().adminRequest().send().getAdmin();
     // Every Admin method takes the target node; some take one or two more fields.
     auto to = [&](auto r) {
@@ -84,13 +86,23 @@ caf::expected<admin_reply> admin_client::call(const protocols::admin_request& re
     auto timed = p.then([](admin_reply r) -> kj::Maybe<admin_reply> { return kj::mv(r); })
                    .exclusiveJoin(ez.getIoProvider()
                                     .getTimer()
-                                    .afterDelay(impl_->timeout.count() * kj::MILLISECONDS)
+                                    .afterDelay(timeout.count() * kj::MILLISECONDS)
                                     .then([]() -> kj::Maybe<admin_reply> { return nullptr; }));
-    auto result = timed.wait(ez.getWaitScope());
+    return timed.wait(ez.getWaitScope());
+  }
+}
+
+} // namespace
+
+caf::expected<admin_reply> admin_client::call(const protocols::admin_request& req) {
+  try {
+    if (!impl_->client)
+      impl_->client = kj::heap<capnp::EzRpcClient>(impl_->target);
+    auto result = attempt(*impl_->client, req, impl_->timeout);
     KJ_IF_MAYBE (r, result) {
       return kj::mv(*r);
     }
-    impl_->client = nullptr;
+    impl_->client = nullptr; // the connection may be wedged: start afresh next time
     return make_error(runtime_errc::timeout, impl_->target + " did not answer within "
                                                + std::to_string(impl_->timeout.count()) + " ms");
   } catch (const kj::Exception& e) {
