@@ -6,12 +6,16 @@
 #include <cstring>
 #include <iostream>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <editline/readline.h>
 
+#include "actors/analytics/datagen.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/console/console.hpp"
 #include "runtime/core/types.hpp"
+#include "runtime/pg/pg_connection.hpp"
 #include "runtime/rpc/admin_client.hpp"
 
 using namespace wharf;
@@ -93,6 +97,41 @@ int console(const std::string& connect, const std::vector<std::string>& commands
   return 0;
 }
 
+int datagen(const std::string& dataset, std::string dsn, const actors::datagen_options& opts) {
+  if (dataset != "user_events") {
+    std::cerr << "wharf datagen: unknown dataset \"" << dataset << "\" (known: user_events)\n";
+    return 2;
+  }
+  if (dsn.empty())
+    if (auto env = std::getenv("WHARF_PG_DSN"))
+      dsn = env;
+  if (dsn.empty()) {
+    std::cerr << "wharf datagen: no database: pass --dsn or set WHARF_PG_DSN\n";
+    return 2;
+  }
+  auto pg = runtime::pg_connection::open(dsn);
+  if (!pg) {
+    std::cerr << "wharf datagen: " << runtime::describe(pg.error()) << '\n';
+    return 1;
+  }
+  bool tty = isatty(2);
+  auto progress = [&](uint64_t rows) {
+    if (tty)
+      std::cerr << "\r" << rows << " / " << opts.rows << " rows" << std::flush;
+  };
+  auto res = actors::generate_user_events(**pg, opts, progress);
+  if (tty)
+    std::cerr << "\r" << std::string(40, ' ') << "\r";
+  if (!res) {
+    std::cerr << "wharf datagen: " << runtime::describe(res.error()) << '\n';
+    return runtime::code_of(res.error()) == runtime::runtime_errc::bad_request ? 2 : 1;
+  }
+  std::cout << "loaded " << res->rows << " rows into " << opts.table << " in " << res->seconds
+            << " s (" << static_cast<uint64_t>(res->rows / std::max(res->seconds, 1e-9))
+            << " rows/s), seed " << opts.seed << ", " << opts.users << " users\n";
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -107,6 +146,17 @@ int main(int argc, char** argv) {
   con->add_option("-c,--command", commands,
                   "run COMMAND and exit (repeatable; stops at the first failure)");
   con->add_option("--timeout-ms", timeout_ms, "per-command timeout [default: 30000]");
+  auto* gen = app.add_subcommand(
+    "datagen", "load deterministic test data into PostgreSQL (binary COPY, one transaction)");
+  std::string dataset, dsn;
+  actors::datagen_options gen_opts;
+  gen->add_option("dataset", dataset, "what to generate: user_events")->required();
+  gen->add_option("--dsn", dsn, "libpq connection string [default: $WHARF_PG_DSN]");
+  gen->add_option("--rows", gen_opts.rows, "number of rows")->required();
+  gen->add_option("--users", gen_opts.users, "distinct user ids drawn from [default: 100000]");
+  gen->add_option("--seed", gen_opts.seed, "seed; the same seed gives the same rows [default: 1]");
+  gen->add_option("--table", gen_opts.table, "target table [default: user_events]");
+  gen->add_flag("--replace", gen_opts.replace, "drop and reload the table if it exists");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -114,5 +164,7 @@ int main(int argc, char** argv) {
   }
   if (*con)
     return console(connect, commands, timeout_ms);
+  if (*gen)
+    return datagen(dataset, dsn, gen_opts);
   return 2;
 }

@@ -10,6 +10,7 @@
 #include <caf/make_message.hpp>
 
 #include "protocols/codec.hpp"
+#include "runtime/pg/pg_connection.hpp"
 
 namespace wharf::runtime {
 
@@ -60,6 +61,8 @@ std::string describe(const caf::error& err) {
     code = to_string(static_cast<runtime_errc>(err.code()));
   else if (err.category() == protocols::codec_errc_category)
     code = protocols::to_string(static_cast<protocols::codec_errc>(err.code()));
+  else if (err.category() == pg_errc_category)
+    code = to_string(static_cast<pg_errc>(err.code()));
   else if (err.category() == caf::atom("system"))
     code = to_string(static_cast<caf::sec>(err.code()));
   else if (err.category() == caf::atom("exit"))
