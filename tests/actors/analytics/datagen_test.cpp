@@ -8,6 +8,7 @@
 #include "runtime/core/types.hpp"
 #include "runtime/pg/pg_connection.hpp"
 #include "tests/support/expect.hpp"
+#include "tests/support/pg_test.hpp"
 
 using namespace wharf;
 using actors::datagen_options;
@@ -21,18 +22,7 @@ struct pg_fixture {
   std::unique_ptr<runtime::pg_connection> pg;
   std::vector<std::string> tables;
 
-  pg_fixture() {
-    auto dsn = std::getenv("WHARF_PG_DSN");
-    if (!dsn) {
-      if (std::getenv("CI"))
-        BOOST_FAIL("WHARF_PG_DSN is not set under CI: tests/run.sh must start PostgreSQL");
-      BOOST_TEST_MESSAGE("SKIPPED: WHARF_PG_DSN is not set (run through tests/run.sh)");
-      return;
-    }
-    auto c = runtime::pg_connection::open(dsn);
-    BOOST_REQUIRE_MESSAGE(c, "cannot connect to WHARF_PG_DSN: " << test::why(c));
-    pg = std::move(*c);
-  }
+  pg_fixture() : pg(test::connect_test_pg()) {}
 
   ~pg_fixture() {
     for (auto& t : tables)

@@ -9,6 +9,7 @@
 #include "actors/analytics/datagen.hpp"
 #include "runtime/pg/pg_connection.hpp"
 #include "tests/support/expect.hpp"
+#include "tests/support/pg_test.hpp"
 
 using namespace wharf;
 using namespace wharf::actors;
@@ -19,17 +20,9 @@ struct report_fixture {
   std::unique_ptr<runtime::pg_connection> pg;
   std::string table = "wharf_test_" + std::to_string(::getpid()) + "_ub";
 
-  report_fixture() {
-    auto dsn = std::getenv("WHARF_PG_DSN");
-    if (!dsn) {
-      if (std::getenv("CI"))
-        BOOST_FAIL("WHARF_PG_DSN is not set under CI: tests/run.sh must start PostgreSQL");
-      BOOST_TEST_MESSAGE("SKIPPED: WHARF_PG_DSN is not set (run through tests/run.sh)");
+  report_fixture() : pg(test::connect_test_pg()) {
+    if (!pg)
       return;
-    }
-    auto c = runtime::pg_connection::open(dsn);
-    BOOST_REQUIRE_MESSAGE(c, test::why(c));
-    pg = std::move(*c);
     datagen_options o;
     o.table = table;
     o.rows = 20000;
