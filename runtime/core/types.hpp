@@ -31,6 +31,7 @@ using persist_atom = caf::atom_constant<caf::atom("persist")>; ///< durable writ
 using restore_atom = caf::atom_constant<caf::atom("restore")>; ///< durable read
 using flush_atom = caf::atom_constant<caf::atom("flush")>;     ///< group-commit flush
 using stop_atom = caf::atom_constant<caf::atom("stop")>;       ///< ordered shutdown step
+using retry_atom = caf::atom_constant<caf::atom("retry")>;     ///< retry a failed child start
 using connect_atom = caf::atom_constant<caf::atom("connect")>; ///< peer connection result
 
 // -- well-known registry names of per-node system actors --

@@ -119,6 +119,22 @@ public:
     s.status = s.handle ? "running" : "failed";
     spdlog::debug("supervisor {}: started {} as actor {}", st_->name(), cc.path,
                   s.handle ? s.handle.id() : 0);
+    // A failed start counts like a crash: retried under the restart intensity, so a factory
+    // that keeps failing escalates instead of leaving the child dead and unnoticed.
+    if (!s.handle)
+      self_->send(self_, retry_atom::value, static_cast<uint64_t>(i));
+  }
+
+  void on_retry(size_t i) {
+    if (st_->stopping || i >= st_->children.size() || st_->children[i].handle)
+      return;
+    if (!admit_restart())
+      return;
+    auto& s = st_->children[i];
+    ++s.restarts;
+    if (st_->ctx.metrics)
+      ++st_->ctx.metrics->restarts;
+    start(i);
   }
 
   // Stops a child without waiting and without hearing its exit (used while restarting).
@@ -391,6 +407,7 @@ caf::behavior supervisor_impl(caf::event_based_actor* self, supervisor_spec spec
     },
     [self](probe_atom) -> uint64_t { return self->mailbox().size(); },
     [sup](stop_atom, uint64_t gen) { sup->on_stop_timeout(gen); },
+    [sup](retry_atom, uint64_t child) { sup->on_retry(static_cast<size_t>(child)); },
   };
 }
 

@@ -7,7 +7,8 @@
 /// child; one_for_all: restart every child; rest_for_one: restart the child and those started
 /// after it). More than `max_restarts` restarts within `window` make it give up: it stops its
 /// children and exits with `runtime_errc::restart_intensity`, which its own parent handles as
-/// a child failure (escalation). An exit from anywhere else (its parent, or `anon_send_exit`)
+/// a child failure (escalation). A child whose factory throws counts as a failed start and is
+/// retried the same way. An exit from anywhere else (its parent, or `anon_send_exit`)
 /// starts an ordered shutdown: children stop one at a time in reverse start order, each given
 /// `shutdown_timeout` before it is killed.
 ///

@@ -246,6 +246,40 @@ BOOST_AUTO_TEST_CASE(an_escalating_root_exits_with_the_reason) {
   BOOST_TEST(count("stop c") == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_factory_that_throws_is_retried_and_then_escalates) {
+  auto failures = std::make_shared<int>(2); // the flaky child fails to start twice
+  child_spec flaky;
+  flaky.name = "flaky";
+  flaky.start = [failures, this](caf::event_based_actor& parent, const child_context& ctx) {
+    if ((*failures)-- > 0)
+      throw std::runtime_error("cannot open resource");
+    return parent.spawn<caf::linked>(test_worker, ctx, log, false);
+  };
+  child_spec broken;
+  broken.name = "broken";
+  broken.start = [](caf::event_based_actor&, const child_context&) -> caf::actor {
+    throw std::runtime_error("always fails");
+  };
+  supervisor_spec spec;
+  spec.name = "root";
+  spec.max_restarts = 3;
+  spec.children = {flaky};
+  start(spec);
+  BOOST_TEST(count("start flaky") == 1u);
+  BOOST_TEST(tree()["flaky"].status == "running");
+  BOOST_TEST(tree()["flaky"].restarts == 2u);
+  BOOST_TEST(!root_exited());
+  // A child that can never start: retried up to the intensity, then the supervisor gives up.
+  caf::anon_send_exit(root, caf::exit_reason::kill);
+  run();
+  root_exited();
+  spec.children = {broken};
+  start(spec);
+  caf::error reason;
+  BOOST_REQUIRE(root_exited(&reason));
+  BOOST_TEST((code_of(reason) == runtime_errc::restart_intensity), describe(reason));
+}
+
 BOOST_AUTO_TEST_CASE(shutdown_stops_children_one_by_one_in_reverse_order) {
   auto inner = three(restart_strategy::one_for_one, log);
   inner.name = "inner";
