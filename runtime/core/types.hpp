@@ -40,8 +40,6 @@ using connect_atom = caf::atom_constant<caf::atom("connect")>; ///< peer connect
 /// so the RPC bridge finds the current incarnation after a restart.
 constexpr caf::atom_value cluster_name = caf::atom("cluster");
 constexpr caf::atom_value register_name = caf::atom("register");
-constexpr caf::atom_value store_name = caf::atom("store");
-constexpr caf::atom_value root_name = caf::atom("root");
 
 /// Points `name` in the actor system's registry at `h`, replacing an earlier incarnation.
 /// (CAF 0.17's `registry().put` never overwrites an existing name.)

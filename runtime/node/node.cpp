@@ -54,10 +54,7 @@ supervisor_spec make_tree(const node_config& cfg, uint64_t incarnation,
   auto mode = cfg.durability;
   // Detached: RocksDB writes and fsyncs run on the store's own thread.
   store_child.start = [store, mode, metrics](caf::event_based_actor& parent, const child_context&) {
-    auto h = parent.spawn<caf::detached + caf::linked>(state_store_impl, store, mode, metrics);
-    // Registered here, synchronously, so the children started after it find it at once.
-    register_as(parent.system(), store_name, h);
-    return h;
+    return parent.spawn<caf::detached + caf::linked>(state_store_impl, store, mode, metrics);
   };
   supervisor_spec system;
   system.name = "system";
@@ -124,7 +121,6 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
     caf::actor_system sys{acfg};
     auto root = spawn_root_supervisor(
       sys, make_tree(cfg, *incarnation, store, metrics, std::move(services)), metrics);
-    register_as(sys, root_name, root);
     root->attach_functor([](const caf::error& reason) {
       if (reason != caf::exit_reason::user_shutdown) {
         spdlog::error("root supervisor exited ({}); stopping the node", describe(reason));
@@ -182,9 +178,7 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
       }
     }
     rpc.stop();
-    sys.registry().erase(root_name);
     sys.registry().erase(cluster_name);
-    sys.registry().erase(store_name);
     sys.registry().erase(register_name);
   }
   store.reset();

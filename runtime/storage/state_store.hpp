@@ -8,7 +8,7 @@
 ///     -> `ok_atom` once the batch is durable per the durability mode; error `storage_failure`.
 /// - `(restore_atom, path)` -> `std::map<string,string>` (empty when nothing was stored).
 /// - `(probe_atom)` -> `uint64_t` mailbox size.
-/// Whoever spawns it registers it as `store_name` (the node does, in its child factory).
+/// Other actors find it by its tree path (`whereis system/store` through the root).
 
 #include <memory>
 
