@@ -17,6 +17,7 @@ packages=(
   nlohmann-json3-dev              # JSON for HTTP endpoints
   libedit-dev                     # console line editing, history, completion
   libxxhash-dev                   # hashing
+  libabsl-dev                     # flat hash maps (report aggregation)
   python3 curl procps psmisc      # test and demo helpers (pgrep, curl, killall)
 )
 

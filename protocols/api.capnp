@@ -6,11 +6,38 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("wharf::api");
 
 using Cluster = import "cluster.capnp";
+using Reports = import "analytics.capnp";
 
 # Bootstrap capability: hands out the services this node offers.
 interface Node {
   # The operator interface (members, tree, actors, stats, fault injection).
   admin @0 () -> (admin :Admin);
+  # Offloaded reports over PostgreSQL.
+  analytics @1 () -> (analytics :Analytics);
+}
+
+# Receives progress of a running report (partitions done); the node calls it as partitions
+# complete and once more when the report ends. Errors it raises are ignored.
+interface ProgressSink {
+  progress @0 (progress :Reports.Progress) -> ();
+}
+
+# Offloaded SQL analytics. Every failure is reported in the response (`status`,
+# `errorCode`, `errorMessage`, `sqlstate`), not as an RPC exception.
+interface Analytics {
+  # Runs the report and answers when it finished, failed, timed out or was cancelled.
+  # Results over analytics.large_result_rows come back as `resultRef` for `fetchResult`.
+  generateReport @0 (request :Reports.ReportRequest, progress :ProgressSink)
+      -> (response :Reports.ReportResponse);
+  # Starts the report and answers at once (status pending or running, with its id).
+  submit @1 (request :Reports.ReportRequest, progress :ProgressSink)
+      -> (response :Reports.ReportResponse);
+  # Where a report is; when done, its result (or reference) as `generateReport` gives it.
+  status @2 (reportId :Text) -> (response :Reports.ReportResponse);
+  # Stops a running report: its readers stop and free their connections.
+  cancel @3 (reportId :Text) -> (response :Reports.ReportResponse);
+  # Rows [offset, offset + limit) of a stored result (limit 0 = 10000, at most 100000).
+  fetchResult @4 (ref :Text, offset :UInt64, limit :UInt32) -> (page :Reports.ResultPage);
 }
 
 # Operator interface. Every method takes `node`: the name of the member that must answer

@@ -103,6 +103,20 @@ struct BenchEcho {
   payload @2 :Data;
 }
 
+# A call to a named service actor on the receiving node (e.g. "analytics"); the payload is
+# that service's own Cap'n Proto message (analytics.capnp `WorkerCall`).
+struct ServiceCall {
+  service @0 :Text;
+  payload @1 :Data;
+}
+
+# The answer to a `ServiceCall`: the service's reply payload, or why there is none.
+struct ServiceReply {
+  payload @0 :Data;
+  error @1 :Text;         # empty on success
+  errorCode @2 :Text;     # not_found (no such service), peer_down, timeout, ...
+}
+
 struct Envelope {
   traceId @0 :UInt64;     # carried from the request that caused this message; 0 = none
   from @1 :Text;          # sender node name
@@ -114,5 +128,7 @@ struct Envelope {
     adminRequest @6 :AdminRequest;
     adminReply @7 :AdminReply;
     benchEcho @8 :BenchEcho;
+    serviceCall @9 :ServiceCall;
+    serviceReply @10 :ServiceReply;
   }
 }

@@ -65,6 +65,14 @@ kj::StringPtr text(const std::string& s) {
   return kj::StringPtr(s.c_str(), s.size());
 }
 
+capnp::Data::Reader data(const std::string& s) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+std::string bytes_of(capnp::Data::Reader d) {
+  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
+}
+
 std::string str(capnp::Text::Reader t) {
   return std::string(t.cStr(), t.size());
 }
@@ -223,6 +231,17 @@ struct body_writer {
     e.setPayload(kj::ArrayPtr<const kj::byte>(
       reinterpret_cast<const kj::byte*>(x.payload.data()), x.payload.size()));
   }
+  void operator()(const service_call& x) {
+    auto c = b.initServiceCall();
+    c.setService(text(x.service));
+    c.setPayload(data(x.payload));
+  }
+  void operator()(const service_reply& x) {
+    auto r = b.initServiceReply();
+    r.setPayload(data(x.payload));
+    r.setError(text(x.error));
+    r.setErrorCode(text(x.error_code));
+  }
 };
 
 } // namespace
@@ -235,6 +254,10 @@ unsigned estimate_words(const envelope& x) {
   size_t bytes = 128 + x.from.size();
   if (auto* e = std::get_if<bench_echo>(&x.body))
     bytes += e->payload.size();
+  else if (auto* c = std::get_if<service_call>(&x.body))
+    bytes += c->service.size() + c->payload.size();
+  else if (auto* r = std::get_if<service_reply>(&x.body))
+    bytes += r->payload.size() + r->error.size() + r->error_code.size();
   else if (auto* t = std::get_if<member_table>(&x.body))
     bytes += t->members.size() * 160;
   else if (auto* r = std::get_if<admin_reply>(&x.body))
@@ -339,6 +362,17 @@ caf::expected<envelope> decode(std::string_view bytes, const decode_limits& limi
         auto p = e.getPayload();
         x.body = bench_echo{e.getSeq(), e.getSentNanos(),
                             std::string(reinterpret_cast<const char*>(p.begin()), p.size())};
+        break;
+      }
+      case wire::Envelope::Body::SERVICE_CALL: {
+        auto c = body.getServiceCall();
+        x.body = service_call{str(c.getService()), bytes_of(c.getPayload())};
+        break;
+      }
+      case wire::Envelope::Body::SERVICE_REPLY: {
+        auto r = body.getServiceReply();
+        x.body = service_reply{bytes_of(r.getPayload()), str(r.getError()),
+                               str(r.getErrorCode())};
         break;
       }
       default:

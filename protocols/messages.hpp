@@ -176,9 +176,29 @@ typename Inspector::result_type inspect(Inspector& f, bench_echo& x) {
   return f(caf::meta::type_name("bench_echo"), x.seq, x.sent_nanos, x.payload);
 }
 
+/// `ServiceCall`: a request for the service actor registered as `service` on the receiver;
+/// `payload` is that service's own encoded message.
+struct service_call {
+  std::string service;
+  std::string payload;
+  friend bool operator==(const service_call& a, const service_call& b) {
+    return a.service == b.service && a.payload == b.payload;
+  }
+};
+
+/// `ServiceReply`: the service's answer, or why there is none (`error` non-empty).
+struct service_reply {
+  std::string payload;
+  std::string error;
+  std::string error_code;
+  friend bool operator==(const service_reply& a, const service_reply& b) {
+    return a.payload == b.payload && a.error == b.error && a.error_code == b.error_code;
+  }
+};
+
 /// The body of an envelope: exactly one of the node-to-node messages.
 using envelope_body = std::variant<join_msg, member_table, heartbeat, leave_msg, admin_request,
-                                   admin_reply, bench_echo>;
+                                   admin_reply, bench_echo, service_call, service_reply>;
 
 /// `Envelope`: what one node sends another.
 struct envelope {

@@ -38,9 +38,10 @@ struct dial_state {
 
 constexpr std::chrono::milliseconds max_dial_backoff{30000};
 
+// A request in flight towards a peer; `fail` answers it when the peer goes away first.
 struct pending_call {
   std::string peer;
-  reply_sink sink;
+  std::function<void(runtime_errc, const std::string&)> fail;
 };
 
 struct cluster_state {
@@ -254,14 +255,12 @@ public:
         ++i;
         continue;
       }
-      auto sink = std::move(i->second.sink);
+      auto fail = std::move(i->second.fail);
       i = st_->pending.erase(i);
       if (auto m = metrics())
         ++m->peer_down_failures;
-      auto r = make_admin_error("peer_down", "node " + peer_name + " went down while the request "
-                                               "was pending: " + why);
-      r.node = peer_name;
-      sink(std::move(r));
+      fail(runtime_errc::peer_down,
+           "node " + peer_name + " went down while the request was pending: " + why);
     }
   }
 
@@ -357,7 +356,8 @@ public:
     }
     bool request_kind = std::holds_alternative<join_msg>(env->body)
                         || std::holds_alternative<admin_request>(env->body)
-                        || std::holds_alternative<bench_echo>(env->body);
+                        || std::holds_alternative<bench_echo>(env->body)
+                        || std::holds_alternative<service_call>(env->body);
     if (one_way && request_kind) {
       spdlog::error("cluster: {} sent a request envelope without expecting a reply", from);
       return std::string{};
@@ -445,6 +445,29 @@ public:
     return envelope_bytes(std::move(e), trace);
   }
 
+  caf::result<std::string> handle(const std::string&, uint64_t trace, const caf::actor&,
+                                  service_call& c) {
+    auto rp = self_->make_response_promise<std::string>();
+    call_local(c.service, std::move(c.payload),
+               [this, rp, trace](caf::expected<std::string> r) mutable {
+                 service_reply out;
+                 if (r) {
+                   out.payload = std::move(*r);
+                 } else {
+                   out.error = describe(r.error());
+                   auto code = code_of(r.error());
+                   out.error_code = code != runtime_errc::none ? to_string(code) : "error";
+                 }
+                 rp.deliver(envelope_bytes(std::move(out), trace));
+               });
+    return rp;
+  }
+
+  caf::result<std::string> handle(const std::string& from, uint64_t, const caf::actor&,
+                                  service_reply&) {
+    return make_error(runtime_errc::bad_request, "unsolicited service reply from " + from);
+  }
+
   // The answer to our own `join`: the seed's table.
   void on_join_reply(const std::string& bytes, const caf::actor& from_handle,
                      const std::string& via) {
@@ -472,6 +495,88 @@ public:
     }
   }
 
+  // -- service calls --
+
+  // Hands `payload` to the service actor registered as `service` on this node.
+  void call_local(const std::string& service, std::string payload,
+                  std::function<void(caf::expected<std::string>)> done) {
+    caf::actor h;
+    if (!service.empty() && service.size() <= 10)
+      h = self_->system().registry().get<caf::actor>(caf::atom_from_string(service));
+    if (!h) {
+      done(make_error(runtime_errc::not_found,
+                      "node " + name() + " runs no service \"" + service + "\""));
+      return;
+    }
+    // No timeout here: the caller (e.g. a report coordinator) owns the deadline.
+    self_->request(h, caf::infinite, call_atom::value, std::move(payload))
+      .then([done](std::string& r) { done(std::move(r)); },
+            [done](caf::error& err) { done(std::move(err)); });
+  }
+
+  // `(call_atom, node, service, payload)`: runs on `node` ("" = here); answers the service's
+  // reply bytes, or an error (`peer_down` as soon as the node is seen failing).
+  caf::result<std::string> service(std::string node, std::string service, std::string payload) {
+    auto rp = self_->make_response_promise<std::string>();
+    if (node.empty() || node == name()) {
+      call_local(service, std::move(payload), [rp](caf::expected<std::string> r) mutable {
+        if (r)
+          rp.deliver(std::move(*r));
+        else
+          rp.deliver(std::move(r.error()));
+      });
+      return rp;
+    }
+    auto i = st_->peers.find(node);
+    if (i == st_->peers.end())
+      return make_error(runtime_errc::unknown_node, "no member named \"" + node + "\"");
+    auto& p = i->second;
+    if (p.info.status != member_status::alive || !p.handle)
+      return make_error(runtime_errc::peer_down,
+                        "node " + node + " is " + to_string(p.info.status));
+    auto id = st_->next_call++;
+    st_->pending.emplace(id, pending_call{node, [rp](runtime_errc code, const std::string& why) mutable {
+                                            rp.deliver(make_error(code, why));
+                                          }});
+    self_->request(p.handle, caf::infinite, wire_atom::value,
+                   envelope_bytes(service_call{std::move(service), std::move(payload)}))
+      .then(
+        [this, id, rp](const std::string& bytes) mutable {
+          auto i = st_->pending.find(id);
+          if (i == st_->pending.end())
+            return; // already failed (peer down)
+          st_->pending.erase(i);
+          auto env = decode(bytes);
+          if (!env) {
+            rp.deliver(env.error());
+            return;
+          }
+          auto* r = std::get_if<service_reply>(&env->body);
+          if (!r)
+            rp.deliver(make_error(runtime_errc::bad_request, "reply is not a service reply"));
+          else if (!r->error.empty())
+            rp.deliver(make_error(errc_from_string(r->error_code), r->error));
+          else
+            rp.deliver(std::move(r->payload));
+        },
+        [this, id, rp, node](caf::error& err) mutable {
+          auto i = st_->pending.find(id);
+          if (i == st_->pending.end())
+            return;
+          st_->pending.erase(i);
+          rp.deliver(make_error(runtime_errc::peer_down,
+                                "call to " + node + " failed: " + describe(err)));
+        });
+    return rp;
+  }
+
+  static runtime_errc errc_from_string(const std::string& s) {
+    for (uint8_t c = 1; c <= static_cast<uint8_t>(runtime_errc::unreachable); ++c)
+      if (s == to_string(static_cast<runtime_errc>(c)))
+        return static_cast<runtime_errc>(c);
+    return runtime_errc::bad_request;
+  }
+
   // -- operator commands --
 
   void admin(admin_request req, reply_sink sink) {
@@ -496,15 +601,19 @@ public:
     }
     auto id = st_->next_call++;
     auto target = req.node;
-    st_->pending.emplace(id, pending_call{target, std::move(sink)});
+    st_->pending.emplace(id, pending_call{target, [sink, target](runtime_errc code,
+                                                                 const std::string& why) {
+                                            auto r = make_admin_error(to_string(code), why);
+                                            r.node = target;
+                                            sink(std::move(r));
+                                          }});
     self_->request(p.handle, st_->cfg.request_timeout, wire_atom::value,
                    envelope_bytes(std::move(req)))
       .then(
-        [this, id](const std::string& bytes) {
+        [this, id, sink](const std::string& bytes) {
           auto i = st_->pending.find(id);
           if (i == st_->pending.end())
             return; // already failed (peer down)
-          auto sink = std::move(i->second.sink);
           st_->pending.erase(i);
           auto env = decode(bytes);
           if (!env) {
@@ -516,11 +625,10 @@ public:
           else
             sink(make_admin_error("bad_reply", "reply is not an admin reply"));
         },
-        [this, id, target](caf::error& err) {
+        [this, id, target, sink](caf::error& err) {
           auto i = st_->pending.find(id);
           if (i == st_->pending.end())
             return;
-          auto sink = std::move(i->second.sink);
           st_->pending.erase(i);
           bool timeout = err == caf::sec::request_timeout;
           auto r = make_admin_error(timeout ? "timeout" : "remote_error",
@@ -668,14 +776,13 @@ public:
     bool node_stopping = m == nullptr || !m->serving;
     if (node_stopping)
       broadcast(leave_msg{st_->self_row.incarnation});
-    for (auto& [id, call] : st_->pending) {
-      auto sink = call.sink;
-      sink(make_admin_error("shutting_down", node_stopping
-                                               ? "node " + name() + " is stopping"
-                                               : "the cluster actor of " + name()
-                                                   + " is restarting (" + describe(reason) + ")"));
-    }
+    auto pending = std::move(st_->pending);
     st_->pending.clear();
+    for (auto& [id, call] : pending)
+      call.fail(runtime_errc::shutting_down,
+                node_stopping ? "node " + name() + " is stopping"
+                              : "the cluster actor of " + name() + " is restarting ("
+                                  + describe(reason) + ")");
     if (m)
       m->cluster_listening = false;
     self_->quit(reason);
@@ -710,6 +817,9 @@ caf::behavior cluster_impl(caf::event_based_actor* self, child_context ctx, clus
     [c](wire_atom, const std::string& bytes) { return c->on_wire(bytes, false); },
     [c](cast_atom, const std::string& bytes) { (void) c->on_wire(bytes, true); },
     [c](admin_atom, admin_request& req, reply_sink& sink) { c->admin(std::move(req), std::move(sink)); },
+    [c](call_atom, std::string& node, std::string& service, std::string& payload) {
+      return c->service(std::move(node), std::move(service), std::move(payload));
+    },
     [c](tick_atom) { c->on_tick(); },
     [c](caf::publish_atom) { c->publish(); },
     [self](probe_atom) -> uint64_t { return self->mailbox().size(); },

@@ -79,12 +79,18 @@ struct reader {
       {"cluster", {"seeds", "heartbeat_ms", "failure_timeout_ms", "request_timeout_ms"}},
       {"log", {"level"}},
       {"state", {"durability"}},
+      {"analytics", {"dsn", "readers", "partitions", "large_result_rows", "default_deadline_ms",
+                     "max_attempts", "result_ttl_s"}},
     };
     for (auto& [k, v] : root) {
       std::string section{k.str()};
+      if (section == "reports")
+        continue; // an array of tables, checked by `reports()`
+
       auto i = known.find(section);
       if (i == known.end())
-        return bad(section, "unknown section (expected node, cluster, log or state)");
+        return bad(section, "unknown section (expected node, cluster, log, state, analytics or "
+                            "reports)");
       if (!v.is_table())
         return bad(section, "expected a table");
       for (auto& [k2, v2] : *v.as_table()) {
@@ -126,6 +132,92 @@ struct reader {
       return;
     }
     out = v->get();
+  }
+
+  void size(const char* sec, const char* key, int64_t lo, int64_t hi, size_t& out) {
+    int64_t v = static_cast<int64_t>(out);
+    integer(sec, key, lo, hi, v);
+    out = static_cast<size_t>(v);
+  }
+
+  // `[[reports]]`: an array of tables with string and string-array keys.
+  void reports(std::vector<report_config>& out) {
+    if (err)
+      return;
+    auto node = root["reports"];
+    if (!node)
+      return;
+    auto arr = node.as_array();
+    if (!arr) {
+      err = bad("reports", "expected an array of tables ([[reports]])");
+      return;
+    }
+    static const std::set<std::string> keys{"name", "table", "partition_column", "time_column",
+                                            "user_column", "filter_columns", "group_by",
+                                            "aggregates"};
+    size_t i = 0;
+    for (auto& el : *arr) {
+      auto where = "reports[" + std::to_string(i++) + "]";
+      auto t = el.as_table();
+      if (!t) {
+        err = bad(where, "expected a table");
+        return;
+      }
+      for (auto& [k, v] : *t)
+        if (keys.count(std::string{k.str()}) == 0) {
+          err = bad(where + "." + std::string{k.str()}, "unknown key");
+          return;
+        }
+      report_config r;
+      auto text = [&](const char* key, std::string& v, bool required) {
+        if (err)
+          return;
+        auto n = (*t)[key];
+        if (!n) {
+          if (required)
+            err = bad(where + "." + key, "required");
+          return;
+        }
+        if (auto s = n.value<std::string>())
+          v = *s;
+        else
+          err = bad(where + "." + key, "expected a string");
+      };
+      auto list = [&](const char* key, std::vector<std::string>& v, bool required) {
+        if (err)
+          return;
+        auto n = (*t)[key];
+        if (!n) {
+          if (required)
+            err = bad(where + "." + key, "required");
+          return;
+        }
+        auto a = n.as_array();
+        if (!a) {
+          err = bad(where + "." + key, "expected an array of strings");
+          return;
+        }
+        for (auto& x : *a) {
+          auto s = x.value<std::string>();
+          if (!s) {
+            err = bad(where + "." + key, "expected an array of strings");
+            return;
+          }
+          v.push_back(*s);
+        }
+      };
+      text("name", r.name, true);
+      text("table", r.table, true);
+      text("partition_column", r.partition_column, false);
+      text("time_column", r.time_column, false);
+      text("user_column", r.user_column, false);
+      list("filter_columns", r.filter_columns, false);
+      list("group_by", r.group_by, true);
+      list("aggregates", r.aggregates, true);
+      if (err)
+        return;
+      out.push_back(std::move(r));
+    }
   }
 
   void port(const char* sec, const char* key, uint16_t& out) {
@@ -200,6 +292,17 @@ caf::expected<node_config> parse_node_config(const std::string& toml_text,
   rd.millis("cluster", "request_timeout_ms", cfg.request_timeout);
   std::string durability = to_string(cfg.durability);
   rd.str("state", "durability", durability);
+  auto& an = cfg.analytics;
+  rd.str("analytics", "dsn", an.dsn);
+  rd.size("analytics", "readers", 1, 64, an.readers);
+  rd.size("analytics", "partitions", 0, 4096, an.partitions);
+  rd.size("analytics", "large_result_rows", 1, int64_t{1} << 32, an.large_result_rows);
+  rd.millis("analytics", "default_deadline_ms", an.default_deadline);
+  rd.size("analytics", "max_attempts", 1, 100, an.max_attempts);
+  int64_t ttl = an.result_ttl.count();
+  rd.integer("analytics", "result_ttl_s", 1, 30 * 24 * 3600, ttl);
+  an.result_ttl = std::chrono::seconds{ttl};
+  rd.reports(cfg.reports);
   if (rd.err)
     return rd.err;
   for (auto& s : seeds) {
@@ -250,6 +353,23 @@ std::string to_toml(const node_config& c) {
      << "\nfailure_timeout_ms = " << c.failure_timeout.count()
      << "\nrequest_timeout_ms = " << c.request_timeout.count() << "\n\n[log]\nlevel = \""
      << c.log_level << "\"\n\n[state]\ndurability = \"" << to_string(c.durability) << "\"\n";
+  auto& a = c.analytics;
+  os << "\n[analytics]\ndsn = \"" << a.dsn << "\"  # empty = $WHARF_PG_DSN\nreaders = " << a.readers
+     << "\npartitions = " << a.partitions << "  # 0 = 4 x worker threads in the cluster"
+     << "\nlarge_result_rows = " << a.large_result_rows
+     << "\ndefault_deadline_ms = " << a.default_deadline.count()
+     << "\nmax_attempts = " << a.max_attempts << "\nresult_ttl_s = " << a.result_ttl.count()
+     << "\n";
+  for (auto& r : c.reports) {
+    os << "\n[[reports]]\nname = \"" << r.name << "\"\ntable = \"" << r.table
+       << "\"\npartition_column = \"" << r.partition_column << "\"\ntime_column = \""
+       << r.time_column << "\"\nuser_column = \"" << r.user_column << "\"\nfilter_columns = ";
+    list(r.filter_columns);
+    os << "group_by = ";
+    list(r.group_by);
+    os << "aggregates = ";
+    list(r.aggregates);
+  }
   return os.str();
 }
 

@@ -32,6 +32,30 @@ struct endpoint {
 [[nodiscard]] caf::expected<endpoint> parse_endpoint(const std::string& text,
                                                      const std::string& what);
 
+/// A declarative report (`[[reports]]` in the node config). The analytics service checks the
+/// semantics (identifiers, aggregate syntax); here they are only strings.
+struct report_config {
+  std::string name;
+  std::string table;
+  std::string partition_column = "id";
+  std::string time_column;                 ///< filtered by the request's start/end (BETWEEN)
+  std::string user_column;                 ///< filtered by the request's user id list ("" = none)
+  std::vector<std::string> filter_columns; ///< columns `filters` may name (equality)
+  std::vector<std::string> group_by;
+  std::vector<std::string> aggregates;     ///< "fn(column) AS name", fn among count, sum, avg, min, max, count_distinct
+};
+
+/// `[analytics]`: the offloaded-report service.
+struct analytics_config {
+  std::string dsn;                  ///< libpq DSN; empty = $WHARF_PG_DSN
+  size_t readers = 2;               ///< partition readers (PostgreSQL connections) per node
+  size_t partitions = 0;            ///< per report; 0 = 4 x worker threads in the cluster
+  size_t large_result_rows = 10000; ///< larger results are stored and fetched by reference
+  std::chrono::milliseconds default_deadline{300000};
+  size_t max_attempts = 3;          ///< per partition, across node failures and errors
+  std::chrono::seconds result_ttl{3600};
+};
+
 struct node_config {
   std::string name = "n1";               ///< [node] name: unique in the cluster
   std::string host = "127.0.0.1";        ///< [node] host: address every port binds to
@@ -48,6 +72,8 @@ struct node_config {
   durability_mode durability = durability_mode::sync; ///< [state] durability: sync|group
   std::chrono::milliseconds shutdown_timeout{5000};   ///< [node] shutdown_timeout_ms
   size_t worker_threads = 2;                           ///< [node] worker_threads
+  analytics_config analytics;                          ///< [analytics]
+  std::vector<report_config> reports;                  ///< [[reports]]
 
   /// Checks cross-field rules; the error names the key.
   [[nodiscard]] caf::error validate() const;

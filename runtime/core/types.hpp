@@ -33,6 +33,8 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;     ///< group-commit
 using stop_atom = caf::atom_constant<caf::atom("stop")>;       ///< ordered shutdown step
 using retry_atom = caf::atom_constant<caf::atom("retry")>;     ///< retry a failed child start
 using connect_atom = caf::atom_constant<caf::atom("connect")>; ///< peer connection result
+using call_atom = caf::atom_constant<caf::atom("call")>;       ///< service call (payload bytes)
+using api_atom = caf::atom_constant<caf::atom("api")>;         ///< app-facing call (RPC/HTTP)
 
 // -- well-known registry names of per-node system actors --
 
@@ -40,6 +42,7 @@ using connect_atom = caf::atom_constant<caf::atom("connect")>; ///< peer connect
 /// so the RPC bridge finds the current incarnation after a restart.
 constexpr caf::atom_value cluster_name = caf::atom("cluster");
 constexpr caf::atom_value register_name = caf::atom("register");
+constexpr caf::atom_value analytics_name = caf::atom("analytics");
 
 /// Points `name` in the actor system's registry at `h`, replacing an earlier incarnation.
 /// (CAF 0.17's `registry().put` never overwrites an existing name.)
@@ -88,9 +91,22 @@ struct reply_sink {
   }
 };
 
+/// A callback that receives encoded Cap'n Proto bytes (an app-facing reply or a progress
+/// update). Called from actor threads; the RPC host forwards into its event loop.
+/// Local messages only.
+struct bytes_sink {
+  std::shared_ptr<std::function<void(std::string)>> fn;
+  void operator()(std::string bytes) const {
+    if (fn && *fn)
+      (*fn)(std::move(bytes));
+  }
+  explicit operator bool() const { return fn && *fn; }
+};
+
 /// Registers every message type and error category the runtime uses.
 void add_types(caf::actor_system_config& cfg);
 
 } // namespace wharf::runtime
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wharf::runtime::reply_sink)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wharf::runtime::bytes_sink)

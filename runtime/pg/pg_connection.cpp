@@ -1,5 +1,8 @@
 #include "runtime/pg/pg_connection.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include <libpq-fe.h>
 
 #include <caf/make_message.hpp>
@@ -12,6 +15,7 @@ const char* to_string(pg_errc x) noexcept {
     case pg_errc::connection: return "pg_connection";
     case pg_errc::query: return "pg_query";
     case pg_errc::copy: return "pg_copy";
+    case pg_errc::cancelled: return "pg_cancelled";
   }
   return "unknown";
 }
@@ -19,6 +23,21 @@ const char* to_string(pg_errc x) noexcept {
 caf::error make_error(pg_errc code, std::string context) {
   return caf::error{static_cast<uint8_t>(code), pg_errc_category,
                     caf::make_message(std::move(context))};
+}
+
+std::string sqlstate_of(const caf::error& err) {
+  if (!err || err.category() != pg_errc_category || err.context().empty()
+      || !err.context().match_element<std::string>(0))
+    return {};
+  auto& ctx = err.context().get_as<std::string>(0);
+  // SQLSTATEs are five characters of [0-9A-Z], followed here by ": ".
+  if (ctx.size() < 7 || ctx[5] != ':' || ctx[6] != ' ')
+    return {};
+  for (size_t i = 0; i < 5; ++i)
+    if (!(std::isdigit(static_cast<unsigned char>(ctx[i]))
+          || std::isupper(static_cast<unsigned char>(ctx[i]))))
+      return {};
+  return ctx.substr(0, 5);
 }
 
 namespace {
@@ -64,11 +83,47 @@ std::string describe_failure(PGconn* c, const PGresult* r) {
 
 struct pg_connection::impl {
   PGconn* conn = nullptr;
+  PGcancel* canceller = nullptr;
+  std::mutex cancel_mtx;
   ~impl() {
+    if (canceller)
+      PQfreeCancel(canceller);
     if (conn)
       PQfinish(conn);
   }
 };
+
+struct pg_binary_result::impl {
+  result_ptr res;
+};
+
+pg_binary_result::pg_binary_result() : impl_(std::make_unique<impl>()) {}
+pg_binary_result::pg_binary_result(pg_binary_result&&) noexcept = default;
+pg_binary_result& pg_binary_result::operator=(pg_binary_result&&) noexcept = default;
+pg_binary_result::~pg_binary_result() = default;
+
+int pg_binary_result::rows() const {
+  return impl_->res ? PQntuples(impl_->res.get()) : 0;
+}
+
+int pg_binary_result::columns() const {
+  return impl_->res ? PQnfields(impl_->res.get()) : 0;
+}
+
+bool pg_binary_result::is_null(int row, int col) const {
+  return PQgetisnull(impl_->res.get(), row, col) != 0;
+}
+
+std::string_view pg_binary_result::value(int row, int col) const {
+  if (is_null(row, col))
+    return {};
+  return std::string_view(PQgetvalue(impl_->res.get(), row, col),
+                          static_cast<size_t>(PQgetlength(impl_->res.get(), row, col)));
+}
+
+uint32_t pg_binary_result::type(int col) const {
+  return PQftype(impl_->res.get(), col);
+}
 
 pg_connection::pg_connection(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
@@ -83,6 +138,7 @@ caf::expected<std::unique_ptr<pg_connection>> pg_connection::open(const std::str
     return make_error(pg_errc::connection, trim(PQerrorMessage(p->conn)));
   // Server NOTICEs (e.g. "table does not exist, skipping") would go to stderr raw.
   PQsetNoticeProcessor(p->conn, [](void*, const char*) {}, nullptr);
+  p->canceller = PQgetCancel(p->conn);
   return std::unique_ptr<pg_connection>(new pg_connection(std::move(p)));
 }
 
@@ -118,6 +174,76 @@ caf::expected<pg_rows> pg_connection::query(const std::string& sql,
   return out;
 }
 
+caf::expected<pg_binary_result> pg_connection::query_binary(const std::string& sql,
+                                                           const std::vector<std::string>& params) {
+  std::vector<const char*> values;
+  for (auto& v : params)
+    values.push_back(v.c_str());
+  result_ptr r{PQexecParams(impl_->conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                            values.data(), nullptr, nullptr, 1)};
+  auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    auto msg = describe_failure(impl_->conn, r.get());
+    if (msg.rfind("57014", 0) == 0)
+      return make_error(pg_errc::cancelled, msg);
+    return make_error(PQstatus(impl_->conn) == CONNECTION_OK ? pg_errc::query : pg_errc::connection,
+                      msg);
+  }
+  pg_binary_result out;
+  out.impl_->res = std::move(r);
+  return out;
+}
+
+caf::error pg_connection::copy_out(const std::string& sql,
+                                   const std::function<bool(std::string_view)>& row) {
+  result_ptr r{PQexec(impl_->conn, sql.c_str())};
+  if (!r || PQresultStatus(r.get()) != PGRES_COPY_OUT)
+    return make_error(PQstatus(impl_->conn) == CONNECTION_OK ? pg_errc::query : pg_errc::connection,
+                      describe_failure(impl_->conn, r.get()));
+  r.reset();
+  bool stopped = false;
+  caf::error err;
+  while (true) {
+    char* buf = nullptr;
+    int n = PQgetCopyData(impl_->conn, &buf, 0);
+    if (n < 0) {
+      if (n == -2)
+        err = make_error(pg_errc::copy, trim(PQerrorMessage(impl_->conn)));
+      break; // -1: done; the final result follows
+    }
+    bool go = stopped || row(std::string_view(buf, static_cast<size_t>(n)));
+    PQfreemem(buf);
+    if (!go && !stopped) {
+      stopped = true;
+      cancel(); // keep draining until the server stops sending
+    }
+  }
+  while (result_ptr res{PQgetResult(impl_->conn)}) {
+    if (PQresultStatus(res.get()) != PGRES_COMMAND_OK && !err && !stopped) {
+      auto msg = describe_failure(impl_->conn, res.get());
+      err = make_error(msg.rfind("57014", 0) == 0 ? pg_errc::cancelled : pg_errc::copy, msg);
+    }
+  }
+  if (stopped)
+    return make_error(pg_errc::cancelled, "57014: stopped by the reader");
+  if (!err && PQstatus(impl_->conn) != CONNECTION_OK)
+    err = make_error(pg_errc::connection, trim(PQerrorMessage(impl_->conn)));
+  return err;
+}
+
+void pg_connection::cancel() {
+  std::lock_guard<std::mutex> guard{impl_->cancel_mtx};
+  if (!impl_->canceller)
+    return;
+  char errbuf[256];
+  PQcancel(impl_->canceller, errbuf, sizeof(errbuf));
+}
+
+bool pg_connection::healthy() const {
+  return impl_->conn && PQstatus(impl_->conn) == CONNECTION_OK
+         && PQtransactionStatus(impl_->conn) == PQTRANS_IDLE;
+}
+
 caf::error pg_connection::copy_begin(const std::string& sql) {
   result_ptr r{PQexec(impl_->conn, sql.c_str())};
   if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN)
@@ -148,7 +274,7 @@ caf::error pg_connection::copy_end() {
   return err;
 }
 
-std::string pg_connection::quote_identifier(const std::string& name) const {
+std::string pg_connection::quote_identifier(const std::string& name) {
   std::string out;
   size_t start = 0;
   while (true) {
@@ -165,6 +291,79 @@ std::string pg_connection::quote_identifier(const std::string& name) const {
     start = dot + 1;
   }
   return out;
+}
+
+} // namespace wharf::runtime
+
+namespace wharf::runtime {
+
+std::shared_ptr<pg_pool> pg_pool::make(std::string dsn, size_t max_size) {
+  return std::shared_ptr<pg_pool>(new pg_pool(std::move(dsn), std::max<size_t>(1, max_size)));
+}
+
+caf::expected<pg_pool::lease> pg_pool::acquire() {
+  {
+    std::unique_lock<std::mutex> guard{mtx_};
+    cv_.wait(guard, [this] { return !idle_.empty() || open_ < max_size_; });
+    if (!idle_.empty()) {
+      lease l;
+      l.pool_ = shared_from_this();
+      l.conn_ = std::move(idle_.back());
+      idle_.pop_back();
+      return l;
+    }
+    ++open_; // reserve the slot while connecting outside the lock
+  }
+  auto c = pg_connection::open(dsn_);
+  if (!c) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    --open_;
+    cv_.notify_one();
+    return c.error();
+  }
+  lease l;
+  l.pool_ = shared_from_this();
+  l.conn_ = std::move(*c);
+  return l;
+}
+
+void pg_pool::give_back(std::unique_ptr<pg_connection> c) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (c && c->healthy())
+    idle_.push_back(std::move(c));
+  else
+    --open_;
+  cv_.notify_one();
+}
+
+size_t pg_pool::open_connections() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return open_;
+}
+
+size_t pg_pool::idle_connections() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return idle_.size();
+}
+
+void pg_pool::lease::release() {
+  if (pool_ && conn_)
+    pool_->give_back(std::move(conn_));
+  pool_.reset();
+  conn_.reset();
+}
+
+pg_pool::lease& pg_pool::lease::operator=(lease&& other) noexcept {
+  if (this != &other) {
+    release();
+    pool_ = std::move(other.pool_);
+    conn_ = std::move(other.conn_);
+  }
+  return *this;
+}
+
+pg_pool::lease::~lease() {
+  release();
 }
 
 } // namespace wharf::runtime

@@ -1,5 +1,6 @@
 #include "runtime/rpc/rpc_host.hpp"
 
+#include <deque>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -12,10 +13,15 @@
 #include <caf/actor_system.hpp>
 #include <caf/send.hpp>
 
+#include <capnp/serialize.h>
+#include <nlohmann/json.hpp>
+
+#include "protocols/analytics.capnp.h"
 #include "protocols/api.capnp.h"
 #include "protocols/capnp_convert.hpp"
 #include "runtime/core/metrics.hpp"
 #include "runtime/core/types.hpp"
+#include "runtime/rpc/report_json.hpp"
 
 namespace wharf::runtime {
 
@@ -109,26 +115,250 @@ private:
   bridge& bridge_;
 };
 
+// Progress updates cross from actor threads into the KJ loop through this queue: actors
+// push, the loop drains it in order and forwards each update to the caller's capability.
+class progress_feed {
+public:
+  void push(std::string bytes) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (closed_)
+      return;
+    items_.push_back(std::move(bytes));
+    wake();
+  }
+
+  // KJ thread only.
+  void close() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    closed_ = true;
+    wake();
+  }
+
+  // KJ thread only: the next update, or "" once closed and drained (updates are encoded
+  // messages, never empty).
+  kj::Promise<std::string> next() {
+    std::unique_lock<std::mutex> guard{mtx_};
+    if (!items_.empty()) {
+      auto x = std::move(items_.front());
+      items_.pop_front();
+      return x;
+    }
+    if (closed_)
+      return std::string{};
+    auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
+    waiter_ = kj::mv(paf.fulfiller);
+    guard.unlock();
+    return paf.promise.then([this] { return next(); });
+  }
+
+private:
+  void wake() {
+    if (waiter_) {
+      waiter_->fulfill();
+      waiter_ = nullptr;
+    }
+  }
+  std::mutex mtx_;
+  std::deque<std::string> items_;
+  bool closed_ = false;
+  kj::Own<kj::CrossThreadPromiseFulfiller<void>> waiter_;
+};
+
+std::string message_bytes(capnp::MessageBuilder& mb) {
+  auto segments = mb.getSegmentsForOutput();
+  std::string out(capnp::computeSerializedSizeInWords(segments) * sizeof(capnp::word), '\0');
+  kj::ArrayOutputStream os(kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
+  capnp::writeMessage(os, segments);
+  return out;
+}
+
+// Reads a message our own analytics service encoded (trusted, but still bounded).
+template <class T, class F>
+auto with_message(const std::string& bytes, F f) {
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), words.size() * sizeof(capnp::word));
+  capnp::ReaderOptions opts;
+  opts.traversalLimitInWords = words.size() * 4 + 64;
+  capnp::FlatArrayMessageReader rd(words, opts);
+  return f(rd.getRoot<T>());
+}
+
+std::string unavailable_response(const std::string& why) {
+  capnp::MallocMessageBuilder mb;
+  auto r = mb.initRoot<reports::ReportResponse>();
+  r.setStatus(reports::ReportStatus::FAILED);
+  r.setErrorCode("UNAVAILABLE");
+  r.setErrorMessage(why);
+  return message_bytes(mb);
+}
+
+std::string unavailable_page(const std::string& why) {
+  capnp::MallocMessageBuilder mb;
+  auto r = mb.initRoot<reports::ResultPage>();
+  r.setErrorCode("UNAVAILABLE");
+  r.setError(why);
+  return message_bytes(mb);
+}
+
+/// Hands app calls (encoded `ApiCall`s) to the node's analytics service. No timeout here:
+/// every report carries its own deadline, and a dying service rejects the promise.
+class analytics_bridge {
+public:
+  explicit analytics_bridge(caf::actor_system& sys) : sys_(sys) {}
+
+  // Resolves to the reply bytes, or to "" when the node runs no analytics service.
+  kj::Promise<std::string> call(std::string bytes, std::shared_ptr<progress_feed> feed) {
+    auto svc = sys_.registry().get<caf::actor>(analytics_name);
+    if (!svc)
+      return std::string{};
+    auto paf = kj::newPromiseAndCrossThreadFulfiller<std::string>();
+    auto holder = std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<std::string>>>(
+      kj::mv(paf.fulfiller));
+    bytes_sink reply{std::make_shared<std::function<void(std::string)>>(
+      [holder](std::string r) { (*holder)->fulfill(kj::mv(r)); })};
+    bytes_sink progress;
+    if (feed)
+      progress.fn = std::make_shared<std::function<void(std::string)>>(
+        [feed](std::string b) { feed->push(std::move(b)); });
+    caf::anon_send(svc, api_atom::value, std::move(bytes), std::move(reply), std::move(progress));
+    return kj::mv(paf.promise);
+  }
+
+private:
+  caf::actor_system& sys_;
+};
+
+class analytics_impl final : public api::Analytics::Server {
+public:
+  analytics_impl(analytics_bridge& b, kj::TaskSet& tasks) : bridge_(b), tasks_(tasks) {}
+
+  kj::Promise<void> generateReport(GenerateReportContext ctx) override {
+    capnp::MallocMessageBuilder mb;
+    mb.initRoot<reports::ApiCall>().setGenerate(ctx.getParams().getRequest());
+    return report(ctx, message_bytes(mb), ctx.getParams().getProgress(),
+                  ctx.getParams().hasProgress());
+  }
+
+  kj::Promise<void> submit(SubmitContext ctx) override {
+    capnp::MallocMessageBuilder mb;
+    mb.initRoot<reports::ApiCall>().setSubmit(ctx.getParams().getRequest());
+    return report(ctx, message_bytes(mb), ctx.getParams().getProgress(),
+                  ctx.getParams().hasProgress());
+  }
+
+  kj::Promise<void> status(StatusContext ctx) override {
+    capnp::MallocMessageBuilder mb;
+    mb.initRoot<reports::ApiCall>().setStatus(ctx.getParams().getReportId());
+    return report(ctx, message_bytes(mb), nullptr, false);
+  }
+
+  kj::Promise<void> cancel(CancelContext ctx) override {
+    capnp::MallocMessageBuilder mb;
+    mb.initRoot<reports::ApiCall>().setCancel(ctx.getParams().getReportId());
+    return report(ctx, message_bytes(mb), nullptr, false);
+  }
+
+  kj::Promise<void> fetchResult(FetchResultContext ctx) override {
+    capnp::MallocMessageBuilder mb;
+    auto f = mb.initRoot<reports::ApiCall>().initFetch();
+    f.setRef(ctx.getParams().getRef());
+    f.setOffset(ctx.getParams().getOffset());
+    f.setLimit(ctx.getParams().getLimit());
+    return bridge_.call(message_bytes(mb), nullptr)
+      .then([ctx](std::string bytes) mutable {
+        if (bytes.empty())
+          bytes = unavailable_page("this node runs no analytics service");
+        with_message<reports::ResultPage>(bytes, [&](reports::ResultPage::Reader page) {
+          ctx.getResults().setPage(page);
+          return 0;
+        });
+      });
+  }
+
+private:
+  template <class Context>
+  kj::Promise<void> report(Context ctx, std::string call, api::ProgressSink::Client sink,
+                           bool has_sink) {
+    std::shared_ptr<progress_feed> feed;
+    if (has_sink) {
+      feed = std::make_shared<progress_feed>();
+      tasks_.add(forward(feed, sink));
+    }
+    return bridge_.call(kj::mv(call), feed).then([ctx, feed](std::string bytes) mutable {
+      if (feed)
+        feed->close();
+      if (bytes.empty())
+        bytes = unavailable_response("this node runs no analytics service");
+      with_message<reports::ReportResponse>(bytes, [&](reports::ReportResponse::Reader resp) {
+        ctx.getResults().setResponse(resp);
+        return 0;
+      });
+    });
+  }
+
+  // Sends each update in order; a caller whose sink fails just stops getting updates.
+  static kj::Promise<void> forward(std::shared_ptr<progress_feed> feed,
+                                   api::ProgressSink::Client sink) {
+    return feed->next().then([feed, sink](std::string bytes) mutable -> kj::Promise<void> {
+      if (!bytes.empty()) {
+        auto req = sink.progressRequest();
+        with_message<reports::Progress>(bytes, [&](reports::Progress::Reader p) {
+          req.setProgress(p);
+          return 0;
+        });
+        return req.send().ignoreResult().then(
+          [feed, sink]() mutable { return forward(feed, sink); },
+          [feed](kj::Exception&&) {
+            feed->close();
+            return drain(feed);
+          });
+      }
+      return kj::READY_NOW;
+    });
+  }
+
+  static kj::Promise<void> drain(std::shared_ptr<progress_feed> feed) {
+    return feed->next().then([feed](std::string item) -> kj::Promise<void> {
+      if (item.empty())
+        return kj::READY_NOW;
+      return drain(feed);
+    });
+  }
+
+  analytics_bridge& bridge_;
+  kj::TaskSet& tasks_;
+};
+
 class node_impl final : public api::Node::Server {
 public:
-  explicit node_impl(bridge& b) : admin_(kj::heap<admin_impl>(b)) {}
+  node_impl(bridge& b, analytics_bridge& ab, kj::TaskSet& tasks)
+    : admin_(kj::heap<admin_impl>(b)), analytics_(kj::heap<analytics_impl>(ab, tasks)) {}
   kj::Promise<void> admin(AdminContext ctx) override {
     ctx.getResults().setAdmin(admin_);
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> analytics(AnalyticsContext ctx) override {
+    ctx.getResults().setAnalytics(analytics_);
     return kj::READY_NOW;
   }
 
 private:
   api::Admin::Client admin_;
+  api::Analytics::Client analytics_;
 };
 
 class http_service final : public kj::HttpService {
 public:
   http_service(kj::HttpHeaderTable& table, std::shared_ptr<node_metrics> metrics,
-               std::string node)
-    : table_(table), metrics_(std::move(metrics)), node_(std::move(node)) {}
+               std::string node, analytics_bridge& analytics)
+    : table_(table), metrics_(std::move(metrics)), node_(std::move(node)),
+      analytics_(analytics) {}
 
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders&,
-                            kj::AsyncInputStream&, Response& response) override {
+                            kj::AsyncInputStream& body, Response& response) override {
+    std::string u(url.cStr());
+    if (u == "/v1/reports" || u.rfind("/v1/reports/", 0) == 0 || u.rfind("/v1/reports?", 0) == 0)
+      return reports(method, u, body, response);
     if (method != kj::HttpMethod::GET && method != kj::HttpMethod::HEAD)
       return send(response, 405, "Method Not Allowed", "text/plain", "only GET is supported\n");
     if (url == "/health") {
@@ -141,10 +371,114 @@ public:
     if (url == "/metrics")
       return send(response, 200, "OK", "text/plain; version=0.0.4", metrics_->prometheus(node_));
     return send(response, 404, "Not Found", "text/plain",
-                "unknown path; try /health or /metrics\n");
+                "unknown path; try /health, /metrics or /v1/reports\n");
   }
 
 private:
+  static constexpr uint64_t max_body = 1u << 20;
+
+  kj::Promise<void> json_reply(Response& response, unsigned status, const nlohmann::json& j) {
+    static const std::map<unsigned, const char*> texts{
+      {200, "OK"}, {202, "Accepted"}, {400, "Bad Request"}, {404, "Not Found"},
+      {405, "Method Not Allowed"}, {409, "Conflict"}, {413, "Payload Too Large"},
+      {500, "Internal Server Error"}, {502, "Bad Gateway"}, {503, "Service Unavailable"},
+      {504, "Gateway Timeout"}};
+    auto i = texts.find(status);
+    return send(response, status, i == texts.end() ? "Error" : i->second, "application/json",
+                j.dump() + "\n");
+  }
+
+  kj::Promise<void> json_error(Response& response, unsigned status, const char* code,
+                               const std::string& msg) {
+    return json_reply(response, status, {{"error_code", code}, {"error_message", msg}});
+  }
+
+  // POST /v1/reports, GET /v1/reports/{id}, GET /v1/reports/{id}/rows?offset=&limit=
+  kj::Promise<void> reports(kj::HttpMethod method, const std::string& url,
+                            kj::AsyncInputStream& body, Response& response) {
+    auto path = url.substr(0, url.find('?'));
+    auto query = url.find('?') == std::string::npos ? std::string{} : url.substr(url.find('?') + 1);
+    if (path == "/v1/reports") {
+      if (method != kj::HttpMethod::POST)
+        return json_error(response, 405, "INVALID_ARGUMENT", "use POST /v1/reports");
+      return body.readAllText(max_body + 1).then([this, &response](kj::String text) {
+        if (text.size() > max_body)
+          return json_error(response, 413, "INVALID_ARGUMENT", "request body over 1 MiB");
+        auto call = api_call_from_json(std::string(text.cStr(), text.size()));
+        if (!call)
+          return json_error(response, 400, "INVALID_ARGUMENT", describe_short(call.error()));
+        return answer_report(response, std::move(*call));
+      });
+    }
+    auto rest = path.substr(std::string("/v1/reports/").size());
+    if (method != kj::HttpMethod::GET && method != kj::HttpMethod::HEAD)
+      return json_error(response, 405, "INVALID_ARGUMENT", "use GET " + path);
+    auto slash = rest.find('/');
+    auto id = rest.substr(0, slash);
+    if (id.empty())
+      return json_error(response, 404, "NOT_FOUND", "no report id in the path");
+    if (slash == std::string::npos) {
+      capnp::MallocMessageBuilder mb;
+      mb.initRoot<reports::ApiCall>().setStatus(id);
+      return answer_report(response, message_bytes(mb));
+    }
+    if (rest.substr(slash) != "/rows")
+      return json_error(response, 404, "NOT_FOUND", "unknown path " + path);
+    uint64_t offset = 0, limit = 0;
+    size_t at = 0;
+    while (at < query.size()) {
+      auto amp = query.find('&', at);
+      auto kv = query.substr(at, amp == std::string::npos ? std::string::npos : amp - at);
+      at = amp == std::string::npos ? query.size() : amp + 1;
+      auto eq = kv.find('=');
+      auto key = kv.substr(0, eq);
+      auto val = eq == std::string::npos ? std::string{} : kv.substr(eq + 1);
+      char* end = nullptr;
+      auto v = std::strtoull(val.c_str(), &end, 10);
+      if ((key == "offset" || key == "limit") && (val.empty() || *end != '\0'))
+        return json_error(response, 400, "INVALID_ARGUMENT", key + " must be a number");
+      if (key == "offset")
+        offset = v;
+      else if (key == "limit")
+        limit = std::min<uint64_t>(v, 100000);
+    }
+    capnp::MallocMessageBuilder mb;
+    auto f = mb.initRoot<reports::ApiCall>().initFetch();
+    f.setRef(id);
+    f.setOffset(offset);
+    f.setLimit(static_cast<uint32_t>(limit));
+    return analytics_.call(message_bytes(mb), nullptr)
+      .then([this, &response](std::string bytes) {
+        if (!bytes.empty()) {
+          return with_message<reports::ResultPage>(bytes, [&](reports::ResultPage::Reader p) {
+            auto code = std::string(p.getErrorCode().cStr());
+            unsigned status = code.empty() ? 200 : code == "NOT_FOUND" ? 404
+                                                 : code == "INVALID_ARGUMENT" ? 400 : 500;
+            return json_reply(response, status, to_json(p));
+          });
+        }
+        return json_error(response, 503, "UNAVAILABLE", "this node runs no analytics service");
+      });
+  }
+
+  kj::Promise<void> answer_report(Response& response, std::string call) {
+    return analytics_.call(std::move(call), nullptr)
+      .then([this, &response](std::string bytes) {
+        if (!bytes.empty()) {
+          return with_message<reports::ReportResponse>(bytes, [&](reports::ReportResponse::Reader x) {
+            return json_reply(response, http_status(x), to_json(x));
+          });
+        }
+        return json_error(response, 503, "UNAVAILABLE", "this node runs no analytics service");
+      });
+  }
+
+  static std::string describe_short(const caf::error& err) {
+    auto s = describe(err);
+    auto p = s.find(": ");
+    return p == std::string::npos ? s : s.substr(p + 2);
+  }
+
   kj::Promise<void> send(Response& response, uint status, kj::StringPtr text,
                          kj::StringPtr type, std::string body) {
     kj::HttpHeaders headers(table_);
@@ -158,6 +492,7 @@ private:
   kj::HttpHeaderTable& table_;
   std::shared_ptr<node_metrics> metrics_;
   std::string node_;
+  analytics_bridge& analytics_;
 };
 
 class log_errors final : public kj::TaskSet::ErrorHandler {
@@ -194,18 +529,19 @@ struct rpc_host::impl {
       auto& network = io.provider->getNetwork();
       kj::HttpHeaderTable table;
       bridge br{sys, io.provider->getTimer()};
-      http_service svc{table, metrics, opts.node_name};
+      analytics_bridge ab{sys};
+      log_errors on_error;
+      kj::TaskSet tasks{on_error};
+      http_service svc{table, metrics, opts.node_name, ab};
       kj::HttpServer http{io.provider->getTimer(), table, svc};
       kj::Own<kj::ConnectionReceiver> rpc_listener;
       kj::Own<kj::ConnectionReceiver> http_listener;
       kj::Own<capnp::TwoPartyServer> rpc;
-      log_errors on_error;
-      kj::TaskSet tasks{on_error};
       if (opts.enable_rpc) {
         auto addr = network.parseAddress(opts.host, opts.rpc_port).wait(io.waitScope);
         rpc_listener = addr->listen();
         rpc_port = static_cast<uint16_t>(rpc_listener->getPort());
-        rpc = kj::heap<capnp::TwoPartyServer>(kj::heap<node_impl>(br));
+        rpc = kj::heap<capnp::TwoPartyServer>(kj::heap<node_impl>(br, ab, tasks));
         tasks.add(rpc->listen(*rpc_listener));
       }
       if (opts.enable_http) {
