@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "actors/analytics/analytics_service.hpp"
 #include "actors/registers/register_actor.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/core/types.hpp"
@@ -118,9 +119,11 @@ int main(int argc, char** argv) {
   }
   if (auto err = cfg.validate())
     return fail(err);
+  if (auto err = actors::check_reports(cfg))
+    return fail(err);
   if (dump) {
     std::cout << runtime::to_toml(cfg);
     return 0;
   }
-  return runtime::run_node(cfg, {actors::register_child()});
+  return runtime::run_node(cfg, {actors::register_child(), actors::analytics_child(cfg)});
 }

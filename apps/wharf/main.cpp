@@ -12,6 +12,7 @@
 #include <editline/readline.h>
 
 #include "actors/analytics/datagen.hpp"
+#include "report_cmd.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/console/console.hpp"
 #include "runtime/core/types.hpp"
@@ -157,6 +158,22 @@ int main(int argc, char** argv) {
   gen->add_option("--seed", gen_opts.seed, "seed; the same seed gives the same rows [default: 1]");
   gen->add_option("--table", gen_opts.table, "target table [default: user_events]");
   gen->add_flag("--replace", gen_opts.replace, "drop and reload the table if it exists");
+  auto* rep = app.add_subcommand(
+    "report", "run a report on the cluster (offloaded SQL analytics) and print its rows");
+  cli::report_options ro;
+  rep->add_option("name", ro.name, "report name, e.g. user_behavior_report")->required();
+  rep->add_option("--connect", ro.connect, "RPC address of any node [default: 127.0.0.1:7101]");
+  rep->add_option("--start", ro.start, "first day (YYYY-MM-DD = its midnight) or timestamp, inclusive");
+  rep->add_option("--end", ro.end, "last day or timestamp, inclusive (BETWEEN)");
+  rep->add_option("--user", ro.users, "only this user id (repeatable)");
+  rep->add_option("--filter", ro.filters, "KEY=VALUE equality filter on a column the report allows (repeatable)");
+  rep->add_option("--mode", ro.mode, "auto (from PostgreSQL's statistics), pushdown or pull [default: auto]");
+  rep->add_option("--format", ro.format, "json, csv or table [default: table]");
+  rep->add_option("--out", ro.out, "write the rows to FILE instead of stdout");
+  rep->add_option("--deadline-ms", ro.deadline_ms, "give up after this long (TIMEOUT) [default: the node's, 300000]");
+  rep->add_option("--partitions", ro.partitions, "partitions to split the read into [default: 4 x worker threads in the cluster]");
+  rep->add_flag("--no-progress", [&](int64_t) { ro.progress = false; }, "no progress bar on a terminal");
+  rep->add_flag("-q,--quiet", ro.quiet, "no summary line on stderr");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -166,5 +183,7 @@ int main(int argc, char** argv) {
     return console(connect, commands, timeout_ms);
   if (*gen)
     return datagen(dataset, dsn, gen_opts);
+  if (*rep)
+    return cli::run_report(ro);
   return 2;
 }

@@ -1,0 +1,1467 @@
+#include "actors/analytics/analytics_service.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/analytics/agg_table.hpp"
+#include "actors/analytics/capnp_io.hpp"
+#include "actors/analytics/report_def.hpp"
+#include "actors/analytics/report_sql.hpp"
+#include "protocols/analytics.capnp.h"
+#include "runtime/core/types.hpp"
+#include "runtime/pg/pg_connection.hpp"
+
+namespace wharf::actors {
+
+using namespace wharf::runtime;
+namespace rp = wharf::reports;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+using read_atom = caf::atom_constant<caf::atom("read")>;
+using start_atom = caf::atom_constant<caf::atom("start")>;
+using progress_atom = caf::atom_constant<caf::atom("progress")>;
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using members_atom = caf::atom_constant<caf::atom("members")>;
+
+constexpr uint32_t chunk_groups = 262144;     // groups per collect round trip (~12 MB)
+constexpr uint64_t page_rows = 50000;         // rows per stored result page
+constexpr uint32_t default_fetch = 10000;
+constexpr uint32_t max_fetch = 100000;
+constexpr const char* store_path = "system/store";
+constexpr const char* service_path = "services/analytics";
+
+std::string str(capnp::Text::Reader t) {
+  return std::string(t.cStr(), t.size());
+}
+
+kj::StringPtr text(const std::string& s) {
+  return kj::StringPtr(s.c_str(), s.size());
+}
+
+std::string result_path(const std::string& id, const std::string& leaf) {
+  return std::string(service_path) + "/results/" + id + "/" + leaf;
+}
+
+rp::ReadMode to_wire(read_mode m) {
+  switch (m) {
+    case read_mode::automatic: return rp::ReadMode::AUTO;
+    case read_mode::pushdown: return rp::ReadMode::PUSHDOWN;
+    case read_mode::pull: return rp::ReadMode::PULL;
+  }
+  return rp::ReadMode::AUTO;
+}
+
+read_mode from_wire(rp::ReadMode m) {
+  switch (m) {
+    case rp::ReadMode::PUSHDOWN: return read_mode::pushdown;
+    case rp::ReadMode::PULL: return read_mode::pull;
+    default: return read_mode::automatic;
+  }
+}
+
+key_kind kind_of(const std::string& s) {
+  if (s == "int")
+    return key_kind::integer;
+  if (s == "float")
+    return key_kind::floating;
+  if (s == "bool")
+    return key_kind::boolean;
+  return key_kind::text;
+}
+
+// -- report plan <-> ReadTask --
+
+void write_plan(rp::ReadTask::Builder b, const report_plan& p) {
+  b.setReportId(text(p.report_id));
+  auto d = b.initDef();
+  d.setName(text(p.def.name));
+  d.setTable(text(p.def.table));
+  d.setPartitionColumn(text(p.def.partition_column));
+  d.setTimeColumn(text(p.def.time_column));
+  d.setUserColumn(text(p.def.user_column));
+  auto gb = d.initGroupBy(static_cast<unsigned>(p.def.group_by.size()));
+  for (unsigned i = 0; i < gb.size(); ++i)
+    gb.set(i, text(p.def.group_by[i]));
+  auto ag = d.initAggregates(static_cast<unsigned>(p.def.aggregates.size()));
+  for (unsigned i = 0; i < ag.size(); ++i) {
+    ag[i].setFn(static_cast<rp::AggFn>(p.def.aggregates[i].fn));
+    ag[i].setColumn(text(p.def.aggregates[i].column));
+    ag[i].setName(text(p.def.aggregates[i].name));
+  }
+  auto fc = d.initFilterColumns(static_cast<unsigned>(p.def.filter_columns.size()));
+  for (unsigned i = 0; i < fc.size(); ++i)
+    fc.set(i, text(p.def.filter_columns[i]));
+  auto ct = d.initColumnTypes(static_cast<unsigned>(p.column_types.size()));
+  unsigned i = 0;
+  for (auto& [name, type] : p.column_types) {
+    ct[i].setName(text(name));
+    ct[i].setType(text(type));
+    ++i;
+  }
+  auto kk = d.initKeyKinds(static_cast<unsigned>(p.key_kinds.size()));
+  auto kt = d.initKeyAsText(static_cast<unsigned>(p.key_as_text.size()));
+  for (unsigned k = 0; k < kk.size(); ++k) {
+    kk.set(k, to_string(p.key_kinds[k]));
+    kt.set(k, p.key_as_text[k]);
+  }
+  b.setStartDate(text(p.params.start));
+  b.setEndDate(text(p.params.end));
+  auto ids = b.initUserIds(static_cast<unsigned>(p.params.user_ids.size()));
+  for (unsigned k = 0; k < ids.size(); ++k)
+    ids.set(k, p.params.user_ids[k]);
+  auto fs = b.initFilters(static_cast<unsigned>(p.params.filters.size()));
+  for (unsigned k = 0; k < fs.size(); ++k) {
+    fs[k].setColumn(text(p.params.filters[k].first));
+    fs[k].setValue(text(p.params.filters[k].second));
+  }
+  b.setMode(to_wire(p.mode));
+}
+
+caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
+  report_plan p;
+  p.report_id = str(r.getReportId());
+  auto d = r.getDef();
+  p.def.name = str(d.getName());
+  p.def.table = str(d.getTable());
+  p.def.partition_column = str(d.getPartitionColumn());
+  p.def.time_column = str(d.getTimeColumn());
+  p.def.user_column = str(d.getUserColumn());
+  for (auto g : d.getGroupBy())
+    p.def.group_by.push_back(str(g));
+  for (auto a : d.getAggregates()) {
+    auto fn = static_cast<uint16_t>(a.getFn());
+    if (fn > static_cast<uint16_t>(agg_fn::count_distinct))
+      return make_error(report_errc::invalid_argument, "unknown aggregate function");
+    p.def.aggregates.push_back({static_cast<agg_fn>(fn), str(a.getColumn()), str(a.getName())});
+  }
+  for (auto f : d.getFilterColumns())
+    p.def.filter_columns.push_back(str(f));
+  for (auto c : d.getColumnTypes())
+    p.column_types[str(c.getName())] = str(c.getType());
+  for (auto k : d.getKeyKinds())
+    p.key_kinds.push_back(kind_of(str(k)));
+  for (auto k : d.getKeyAsText())
+    p.key_as_text.push_back(k);
+  if (p.key_kinds.size() != p.def.group_by.size() || p.key_as_text.size() != p.def.group_by.size()
+      || p.def.aggregates.empty() || p.def.group_by.empty())
+    return make_error(report_errc::invalid_argument, "inconsistent report definition");
+  p.params.start = str(r.getStartDate());
+  p.params.end = str(r.getEndDate());
+  for (auto id : r.getUserIds())
+    p.params.user_ids.push_back(id);
+  for (auto f : r.getFilters())
+    p.params.filters.emplace_back(str(f.getColumn()), str(f.getValue()));
+  p.mode = from_wire(r.getMode()) == read_mode::pull ? read_mode::pull : read_mode::pushdown;
+  // A peer is trusted with the plan, but not with SQL: every column must be one the
+  // definition names (identifiers are quoted anyway; values are bound).
+  if (auto err = validate(p.def, p.params))
+    return err;
+  return p;
+}
+
+std::string worker_error(const caf::error& err) {
+  capnp::MallocMessageBuilder mb;
+  auto e = mb.initRoot<rp::WorkerReply>().initError();
+  auto re = to_report_error(err);
+  e.setCode(to_string(static_cast<report_errc>(re.code())));
+  auto msg = message_of(re);
+  e.setMessage(text(msg));
+  e.setSqlstate(text(sqlstate_of(err)));
+  return message_bytes(mb);
+}
+
+// "42P01: relation ..." -> "42P01" (messages from PostgreSQL keep the SQLSTATE up front).
+std::string leading_sqlstate(const std::string& msg) {
+  if (msg.size() < 7 || msg[5] != ':')
+    return {};
+  for (size_t i = 0; i < 5; ++i)
+    if (!std::isdigit(static_cast<unsigned char>(msg[i]))
+        && !std::isupper(static_cast<unsigned char>(msg[i])))
+      return {};
+  return msg.substr(0, 5);
+}
+
+// -- worker side: a node's partial of one report --
+
+struct node_report {
+  std::mutex mtx;
+  std::shared_ptr<const report_plan> plan;
+  std::optional<agg_table> table;
+  std::atomic<bool> stop{false};
+  std::set<pg_connection*> active;
+  steady::time_point expires;
+};
+
+struct read_job {
+  std::shared_ptr<node_report> report;
+  partition part;
+};
+
+} // namespace
+} // namespace wharf::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<wharf::actors::read_job>)
+
+namespace wharf::actors {
+namespace {
+
+std::string run_read(read_job& job, pg_pool& pool) {
+  auto& rep = *job.report;
+  if (rep.stop)
+    return worker_error(make_error(report_errc::cancelled, "report released"));
+  {
+    std::lock_guard<std::mutex> guard{rep.mtx};
+    if (rep.table) {
+      auto& ps = rep.table->partitions();
+      if (std::find(ps.begin(), ps.end(), job.part.id) != ps.end()) {
+        capnp::MallocMessageBuilder mb;
+        auto d = mb.initRoot<rp::WorkerReply>().initDone();
+        d.setPartitionId(job.part.id); // already merged: idempotent
+        return message_bytes(mb);
+      }
+    }
+  }
+  auto lease = pool.acquire();
+  if (!lease)
+    return worker_error(make_error(report_errc::unavailable,
+                                   "database unreachable: " + message_of(lease.error())));
+  {
+    std::lock_guard<std::mutex> guard{rep.mtx};
+    rep.active.insert(&**lease);
+  }
+  agg_table local{rep.plan->spec()};
+  auto rows = read_partition(**lease, *rep.plan, job.part, local, &rep.stop);
+  std::lock_guard<std::mutex> guard{rep.mtx};
+  rep.active.erase(&**lease);
+  if (!rows)
+    return worker_error(rows.error());
+  if (rep.stop)
+    return worker_error(make_error(report_errc::cancelled, "report released"));
+  if (!rep.table)
+    rep.table.emplace(std::move(local));
+  else
+    rep.table->merge(local);
+  capnp::MallocMessageBuilder mb;
+  auto d = mb.initRoot<rp::WorkerReply>().initDone();
+  d.setPartitionId(job.part.id);
+  d.setRowsRead(*rows);
+  return message_bytes(mb);
+}
+
+caf::behavior reader_impl(caf::event_based_actor*, std::shared_ptr<pg_pool> pool) {
+  return {
+    [pool](read_atom, std::shared_ptr<read_job>& job) -> std::string {
+      if (!pool)
+        return worker_error(make_error(report_errc::unavailable,
+                                       "no database configured on this node (analytics.dsn "
+                                       "or WHARF_PG_DSN)"));
+      return run_read(*job, *pool);
+    },
+  };
+}
+
+// -- app-facing responses --
+
+struct response_info {
+  std::string id;
+  rp::ReportStatus status = rp::ReportStatus::PENDING;
+  std::string error;
+  std::string code;
+  std::string sqlstate;
+  read_mode mode = read_mode::automatic;
+  uint32_t partitions = 0;
+  uint32_t done = 0;
+  uint32_t retries = 0;
+  uint64_t rows_read = 0;
+  uint64_t elapsed_ms = 0;
+  uint64_t trace = 0;
+  std::string node;
+};
+
+void fill(rp::ReportResponse::Builder b, const response_info& x) {
+  b.setReportId(text(x.id));
+  b.setStatus(x.status);
+  b.setErrorMessage(text(x.error));
+  b.setErrorCode(text(x.code));
+  b.setSqlstate(text(x.sqlstate));
+  b.setModeUsed(to_wire(x.mode));
+  b.setPartitions(x.partitions);
+  b.setPartitionsDone(x.done);
+  b.setRetries(x.retries);
+  b.setRowsRead(x.rows_read);
+  b.setElapsedMs(x.elapsed_ms);
+  b.setTraceId(x.trace);
+  b.setNode(text(x.node));
+}
+
+std::string response_bytes(const response_info& x) {
+  capnp::MallocMessageBuilder mb;
+  fill(mb.initRoot<rp::ReportResponse>(), x);
+  return message_bytes(mb);
+}
+
+std::string error_response(const std::string& id, const caf::error& err, uint64_t trace,
+                           const std::string& node) {
+  response_info x;
+  x.id = id;
+  auto re = to_report_error(err);
+  auto code = static_cast<report_errc>(re.code());
+  x.status = code == report_errc::timeout     ? rp::ReportStatus::TIMEOUT
+             : code == report_errc::cancelled ? rp::ReportStatus::CANCELLED
+                                              : rp::ReportStatus::FAILED;
+  x.code = to_string(code);
+  x.error = message_of(re);
+  x.sqlstate = leading_sqlstate(x.error);
+  x.trace = trace;
+  x.node = node;
+  return response_bytes(x);
+}
+
+void set_cell(rp::Value::Builder v, const cell& c) {
+  if (auto* i = std::get_if<int64_t>(&c))
+    v.setInt(*i);
+  else if (auto* d = std::get_if<double>(&c))
+    v.setFloat(*d);
+  else if (auto* s = std::get_if<std::string>(&c))
+    v.setText(text(*s));
+  else if (auto* b = std::get_if<bool>(&c))
+    v.setBool(*b);
+  else
+    v.setNull();
+}
+
+void write_columns(capnp::List<rp::Column>::Builder out,
+                   const std::vector<std::pair<std::string, std::string>>& cols) {
+  for (unsigned i = 0; i < out.size(); ++i) {
+    out[i].setName(text(cols[i].first));
+    out[i].setType(text(cols[i].second));
+  }
+}
+
+void write_rows(capnp::List<rp::Row>::Builder out, const agg_table& t,
+                const std::vector<uint32_t>& order, size_t from) {
+  auto na = t.aggregates();
+  for (unsigned r = 0; r < out.size(); ++r) {
+    auto g = order[from + r];
+    auto key = t.decode_key(g);
+    auto vals = out[r].initValues(static_cast<unsigned>(key.size() + na));
+    unsigned c = 0;
+    for (auto& k : key)
+      set_cell(vals[c++], k);
+    for (size_t a = 0; a < na; ++a)
+      set_cell(vals[c++], t.final_value(g, a));
+  }
+}
+
+// -- the coordinator of one report --
+
+struct coord_args {
+  std::string id;
+  report_def def;
+  report_params params;
+  read_mode mode = read_mode::automatic;
+  std::chrono::milliseconds deadline{0};
+  size_t partitions = 0;
+  uint64_t trace = 0;
+  std::shared_ptr<pg_pool> pool;
+  analytics_config cfg;
+  std::string node;
+  size_t worker_threads = 2;
+  caf::actor service;
+  caf::actor root;
+};
+
+struct part_state {
+  partition p;
+  enum { queued, running, done } st = queued;
+  std::string node;
+  unsigned attempts = 0;
+  uint64_t token = 0;
+};
+
+struct worker_node {
+  unsigned inflight = 0;
+  bool dead = false;
+  std::set<uint32_t> done;
+  std::vector<std::string> chunks;
+  uint64_t collected = 0;
+  bool complete = false;
+};
+
+class coordinator {
+public:
+  coordinator(caf::event_based_actor* self, coord_args args)
+    : self_(self), a_(std::move(args)), started_(steady::now()) {}
+
+  void start() {
+    info_.id = a_.id;
+    info_.trace = a_.trace;
+    info_.node = a_.node;
+    info_.status = rp::ReportStatus::RUNNING;
+    self_->delayed_send(self_, a_.deadline, deadline_atom::value);
+    if (!a_.pool) {
+      fail(make_error(report_errc::unavailable,
+                      "no database configured (analytics.dsn or WHARF_PG_DSN)"));
+      return;
+    }
+    // Planning blocks on PostgreSQL: fine here, this actor has its own thread.
+    auto lease = a_.pool->acquire();
+    if (!lease) {
+      fail(make_error(report_errc::unavailable,
+                      "database unreachable: " + message_of(lease.error())));
+      return;
+    }
+    auto plan = make_plan(**lease, a_.def, a_.params, a_.mode);
+    if (!plan) {
+      fail(plan.error());
+      return;
+    }
+    plan->report_id = a_.id;
+    plan_ = std::make_shared<report_plan>(std::move(*plan));
+    info_.mode = plan_->mode;
+    spdlog::info("report {} ({}): mode {} ({})", a_.id, a_.def.name, to_string(plan_->mode),
+                 plan_->mode_reason);
+    self_->send(self_, members_atom::value);
+    wanted_ = a_.partitions;
+    lease_ = std::move(*lease);
+  }
+
+  // The member table arrives; plan partitions over the live workers and start reading.
+  void on_members(const protocols::admin_reply& r) {
+    if (finished_)
+      return;
+    for (auto& m : r.members)
+      if (m.status == protocols::member_status::alive
+          && std::find(m.roles.begin(), m.roles.end(), "worker") != m.roles.end())
+        nodes_[m.name];
+    if (nodes_.empty()) {
+      fail(make_error(report_errc::unavailable, "no live worker node in the cluster"));
+      return;
+    }
+    auto n = wanted_ ? wanted_ : 4 * a_.worker_threads * nodes_.size();
+    auto parts = plan_partitions(*lease_, *plan_, n);
+    lease_ = pg_pool::lease{};
+    if (!parts) {
+      fail(parts.error());
+      return;
+    }
+    for (auto& p : *parts) {
+      part_state s;
+      s.p = p;
+      parts_.push_back(s);
+    }
+    info_.partitions = static_cast<uint32_t>(parts_.size());
+    progress();
+    pump();
+  }
+
+  void pump() {
+    if (finished_ || collecting_)
+      return;
+    bool all_done = std::all_of(parts_.begin(), parts_.end(),
+                                [](const part_state& s) { return s.st == part_state::done; });
+    if (all_done) {
+      start_collect();
+      return;
+    }
+    bool any_alive = false;
+    for (auto& [name, n] : nodes_) {
+      if (n.dead)
+        continue;
+      any_alive = true;
+      while (n.inflight < a_.cfg.readers) {
+        auto it = std::find_if(parts_.begin(), parts_.end(),
+                               [](const part_state& s) { return s.st == part_state::queued; });
+        if (it == parts_.end())
+          break;
+        send_read(name, *it);
+      }
+    }
+    if (!any_alive)
+      fail(make_error(report_errc::unavailable, "every worker node failed during the report"));
+  }
+
+  void send_read(const std::string& node, part_state& s) {
+    s.st = part_state::running;
+    s.node = node;
+    s.token = ++tokens_;
+    nodes_[node].inflight++;
+    capnp::MallocMessageBuilder mb;
+    auto task = mb.initRoot<rp::WorkerCall>().initRead();
+    write_plan(task, *plan_);
+    auto part = task.initPartition();
+    part.setId(s.p.id);
+    part.setLo(s.p.lo);
+    part.setHi(s.p.hi);
+    task.setDeadlineMs(static_cast<uint32_t>(a_.deadline.count()));
+    auto id = s.p.id;
+    auto token = s.token;
+    call(node, message_bytes(mb),
+         [this, node, id, token](std::string& bytes) { on_read(node, id, token, bytes); },
+         [this, node, id, token](caf::error& err) { on_call_error(node, id, token, err); });
+  }
+
+  template <class F, class G>
+  void call(const std::string& node, std::string payload, F ok, G err) {
+    auto cluster = self_->system().registry().get<caf::actor>(cluster_name);
+    if (!cluster) {
+      fail(make_error(report_errc::unavailable, "the node is stopping"));
+      return;
+    }
+    self_->request(cluster, caf::infinite, call_atom::value, node, std::string("analytics"),
+                   std::move(payload))
+      .then(std::move(ok), std::move(err));
+  }
+
+  part_state* current(const std::string& node, uint32_t id, uint64_t token) {
+    if (finished_ || id >= parts_.size())
+      return nullptr;
+    auto& s = parts_[id];
+    if (s.st != part_state::running || s.node != node || s.token != token)
+      return nullptr; // stale: the partition was re-dispatched meanwhile
+    return &s;
+  }
+
+  void on_read(const std::string& node, uint32_t id, uint64_t token, const std::string& bytes) {
+    auto* s = current(node, id, token);
+    if (!s)
+      return;
+    auto& n = nodes_[node];
+    n.inflight--;
+    flat_reader rd{bytes};
+    try {
+      if (!rd.ok())
+        throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                            kj::str("malformed reply"));
+      auto r = rd.get<rp::WorkerReply>();
+      if (r.isDone()) {
+        s->st = part_state::done;
+        n.done.insert(id);
+        info_.done++;
+        info_.rows_read += r.getDone().getRowsRead();
+        progress();
+        pump();
+        return;
+      }
+      if (r.isError()) {
+        auto e = r.getError();
+        auto code = report_errc_from_string(str(e.getCode()));
+        auto msg = str(e.getMessage());
+        if (code == report_errc::unavailable || code == report_errc::internal) {
+          retry(*s, node + ": " + msg);
+          pump();
+          return;
+        }
+        if (code == report_errc::cancelled && finished_)
+          return;
+        fail(make_error(code, msg));
+        return;
+      }
+      retry(*s, node + ": unexpected reply");
+      pump();
+    } catch (const kj::Exception& e) {
+      retry(*s, node + ": malformed reply: " + e.getDescription().cStr());
+      pump();
+    }
+  }
+
+  void retry(part_state& s, const std::string& why) {
+    s.st = part_state::queued;
+    s.node.clear();
+    ++info_.retries;
+    if (++s.attempts >= a_.cfg.max_attempts)
+      fail(make_error(report_errc::unavailable,
+                      "partition " + std::to_string(s.p.id) + " failed "
+                        + std::to_string(s.attempts) + " times; last: " + why));
+    else
+      spdlog::warn("report {}: partition {} re-queued ({})", a_.id, s.p.id, why);
+  }
+
+  // A node failed (down, unknown, stopping, no service): everything it read for us is gone.
+  void node_failed(const std::string& node, const std::string& why) {
+    auto& n = nodes_[node];
+    if (n.dead)
+      return;
+    n.dead = true;
+    n.inflight = 0;
+    n.done.clear();
+    n.chunks.clear();
+    spdlog::warn("report {}: worker {} failed ({}); re-dispatching its partitions", a_.id, node,
+                 why);
+    for (auto& s : parts_) {
+      if (s.node != node || s.st == part_state::queued)
+        continue;
+      if (s.st == part_state::done)
+        info_.done--;
+      retry(s, node + " failed: " + why);
+      if (finished_)
+        return;
+    }
+    if (collecting_) {
+      // Other nodes' partials stay valid, but collection restarts once the lost
+      // partitions are read again.
+      collecting_ = false;
+      for (auto& [name, m] : nodes_) {
+        m.chunks.clear();
+        m.collected = 0;
+        m.complete = false;
+      }
+    }
+    progress();
+  }
+
+  void on_call_error(const std::string& node, uint32_t id, uint64_t token, caf::error& err) {
+    if (finished_)
+      return;
+    if (current(node, id, token) == nullptr && nodes_[node].dead)
+      return;
+    node_failed(node, describe(err));
+    pump();
+  }
+
+  // -- collect --
+
+  void start_collect() {
+    collecting_ = true;
+    bool any = false;
+    for (auto& [name, n] : nodes_) {
+      if (n.dead || n.done.empty()) {
+        n.complete = true;
+        continue;
+      }
+      any = true;
+      n.complete = false;
+      n.chunks.clear();
+      n.collected = 0;
+      collect(name);
+    }
+    if (!any)
+      finalize();
+  }
+
+  void collect(const std::string& node) {
+    capnp::MallocMessageBuilder mb;
+    auto c = mb.initRoot<rp::WorkerCall>().initCollect();
+    c.setReportId(text(a_.id));
+    c.setOffset(nodes_[node].collected);
+    c.setLimit(chunk_groups);
+    auto round = collect_round_;
+    call(node, message_bytes(mb),
+         [this, node, round](std::string& bytes) { on_chunk(node, round, std::move(bytes)); },
+         [this, node, round](caf::error& err) {
+           if (finished_ || round != collect_round_)
+             return;
+           node_failed(node, describe(err));
+           ++collect_round_;
+           pump();
+         });
+  }
+
+  void on_chunk(const std::string& node, uint64_t round, std::string bytes) {
+    if (finished_ || round != collect_round_ || !collecting_)
+      return;
+    auto& n = nodes_[node];
+    try {
+      flat_reader rd{bytes};
+      if (!rd.ok())
+        throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                            kj::str("malformed chunk"));
+      auto r = rd.get<rp::WorkerReply>();
+      if (!r.isChunk()) {
+        auto msg = r.isError() ? str(r.getError().getMessage()) : std::string("not a chunk");
+        node_failed(node, "collect: " + msg);
+        ++collect_round_;
+        pump();
+        return;
+      }
+      auto c = r.getChunk();
+      std::set<uint32_t> has;
+      for (auto p : c.getPartitionIds())
+        has.insert(p);
+      if (has != n.done) {
+        // The node lost (restarted) or holds other partitions: trust none of it.
+        node_failed(node, "its partial covers other partitions than it reported");
+        ++collect_round_;
+        pump();
+        return;
+      }
+      n.collected += c.getGroups();
+      auto total = c.getTotalGroups();
+      n.chunks.push_back(std::move(bytes));
+      if (n.collected < total && c.getGroups() > 0) {
+        collect(node);
+        return;
+      }
+      n.complete = true;
+    } catch (const kj::Exception& e) {
+      node_failed(node, std::string("collect: ") + e.getDescription().cStr());
+      ++collect_round_;
+      pump();
+      return;
+    }
+    if (std::all_of(nodes_.begin(), nodes_.end(),
+                    [](const auto& kv) { return kv.second.complete; }))
+      finalize();
+  }
+
+  // -- the answer --
+
+  void finalize() {
+    agg_table total{plan_->spec()};
+    for (auto& [name, n] : nodes_) {
+      for (auto& bytes : n.chunks) {
+        auto r = merge_chunk(total, bytes);
+        if (!r) {
+          fail(r.error());
+          return;
+        }
+      }
+      n.chunks.clear();
+    }
+    auto order = total.sorted();
+    auto cols = result_columns(*plan_);
+    info_.status = rp::ReportStatus::DONE;
+    info_.elapsed_ms = elapsed();
+    if (order.size() <= a_.cfg.large_result_rows) {
+      capnp::MallocMessageBuilder mb;
+      auto b = mb.initRoot<rp::ReportResponse>();
+      fill(b, info_);
+      write_columns(b.initColumns(static_cast<unsigned>(cols.size())), cols);
+      write_rows(b.initRows(static_cast<unsigned>(order.size())), total, order, 0);
+      b.setTotalRows(order.size());
+      finish(message_bytes(mb));
+      return;
+    }
+    store_result(total, order, cols);
+  }
+
+  // Large results: pages of `page_rows` rows in RocksDB (through the state store), then the
+  // answer names the reference.
+  void store_result(const agg_table& total, const std::vector<uint32_t>& order,
+                    const std::vector<std::pair<std::string, std::string>>& cols) {
+    std::vector<std::pair<std::string, std::string>> writes;
+    for (uint64_t from = 0; from < order.size(); from += page_rows) {
+      auto n = std::min<uint64_t>(page_rows, order.size() - from);
+      capnp::MallocMessageBuilder mb;
+      auto page = mb.initRoot<rp::ResultPage>();
+      page.setOffset(from);
+      page.setTotalRows(order.size());
+      write_rows(page.initRows(static_cast<unsigned>(n)), total, order, from);
+      writes.emplace_back(result_path(a_.id, std::to_string(from / page_rows)), message_bytes(mb));
+    }
+    {
+      capnp::MallocMessageBuilder mb;
+      auto meta = mb.initRoot<rp::ResultPage>();
+      meta.setTotalRows(order.size());
+      write_columns(meta.initColumns(static_cast<unsigned>(cols.size())), cols);
+      writes.emplace_back(result_path(a_.id, "meta"), message_bytes(mb));
+    }
+    auto total_rows = order.size();
+    auto pending = std::make_shared<size_t>(writes.size());
+    auto columns = cols;
+    self_->request(a_.root, std::chrono::seconds{10}, whereis_atom::value,
+                   std::string{store_path})
+      .then(
+        [this, writes = std::move(writes), pending, total_rows, columns](caf::actor& store) mutable {
+          for (auto& [path, bytes] : writes) {
+            std::map<std::string, std::string> puts{{"page", std::move(bytes)}};
+            self_->request(store, std::chrono::seconds{60}, persist_atom::value, path,
+                           std::move(puts), std::vector<std::string>{})
+              .then(
+                [this, pending, total_rows, columns](caf::ok_atom) {
+                  if (--*pending == 0 && !finished_) {
+                    info_.elapsed_ms = elapsed();
+                    capnp::MallocMessageBuilder mb;
+                    auto b = mb.initRoot<rp::ReportResponse>();
+                    fill(b, info_);
+                    write_columns(b.initColumns(static_cast<unsigned>(columns.size())), columns);
+                    b.setResultRef(text(a_.id));
+                    b.setTotalRows(total_rows);
+                    finish(message_bytes(mb));
+                  }
+                },
+                [this](caf::error& err) {
+                  fail(make_error(report_errc::internal,
+                                  "cannot store the result: " + describe(err)));
+                });
+          }
+        },
+        [this](caf::error& err) {
+          fail(make_error(report_errc::internal, "no state store: " + describe(err)));
+        });
+  }
+
+  uint64_t elapsed() const {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   steady::now() - started_)
+                                   .count());
+  }
+
+  void progress() {
+    self_->send(a_.service, progress_atom::value, a_.id, info_.done, info_.partitions,
+                info_.rows_read);
+  }
+
+  void fail(const caf::error& err) {
+    if (finished_)
+      return;
+    auto re = to_report_error(err);
+    spdlog::warn("report {} ({}) {}: {}", a_.id, a_.def.name,
+                 to_string(static_cast<report_errc>(re.code())), message_of(re));
+    capnp::MallocMessageBuilder mb;
+    auto b = mb.initRoot<rp::ReportResponse>();
+    auto code = static_cast<report_errc>(re.code());
+    info_.status = code == report_errc::timeout     ? rp::ReportStatus::TIMEOUT
+                   : code == report_errc::cancelled ? rp::ReportStatus::CANCELLED
+                                                    : rp::ReportStatus::FAILED;
+    info_.code = to_string(code);
+    info_.error = message_of(re);
+    info_.sqlstate = leading_sqlstate(info_.error);
+    info_.elapsed_ms = elapsed();
+    fill(b, info_);
+    finish(message_bytes(mb));
+  }
+
+  void finish(std::string response) {
+    if (finished_)
+      return;
+    finished_ = true;
+    if (info_.status == rp::ReportStatus::DONE)
+      spdlog::info("report {} ({}) done in {} ms: {} partitions, {} retries, mode {}", a_.id,
+                   a_.def.name, info_.elapsed_ms, info_.partitions, info_.retries,
+                   to_string(info_.mode));
+    self_->send(a_.service, finished_atom::value, a_.id, std::move(response));
+    // Every node we used drops its partial (and stops its readers if any still run).
+    capnp::MallocMessageBuilder mb;
+    mb.initRoot<rp::WorkerCall>().setRelease(text(a_.id));
+    auto release = message_bytes(mb);
+    auto cluster = self_->system().registry().get<caf::actor>(cluster_name);
+    if (cluster)
+      for (auto& [name, n] : nodes_)
+        if (!n.dead)
+          caf::anon_send(cluster, call_atom::value, name, std::string("analytics"), release);
+    lease_ = pg_pool::lease{};
+    self_->quit();
+  }
+
+  void on_deadline() {
+    fail(make_error(report_errc::timeout, "the report did not finish within "
+                                            + std::to_string(a_.deadline.count()) + " ms"));
+  }
+
+  void on_cancel() { fail(make_error(report_errc::cancelled, "cancelled by the caller")); }
+
+private:
+  caf::event_based_actor* self_;
+  coord_args a_;
+  steady::time_point started_;
+  std::shared_ptr<report_plan> plan_;
+  pg_pool::lease lease_;
+  size_t wanted_ = 0;
+  response_info info_;
+  std::vector<part_state> parts_;
+  std::map<std::string, worker_node> nodes_;
+  uint64_t tokens_ = 0;
+  uint64_t collect_round_ = 0;
+  bool collecting_ = false;
+  bool finished_ = false;
+};
+
+caf::behavior coordinator_impl(caf::event_based_actor* self, coord_args args) {
+  auto c = std::make_shared<coordinator>(self, std::move(args));
+  self->send(self, start_atom::value);
+  return {
+    [c](start_atom) { c->start(); },
+    [c, self](members_atom) {
+      auto cluster = self->system().registry().get<caf::actor>(cluster_name);
+      if (!cluster) {
+        c->fail(make_error(report_errc::unavailable, "the node is stopping"));
+        return;
+      }
+      caf::actor me = caf::actor_cast<caf::actor>(self);
+      protocols::admin_request req;
+      req.command = protocols::admin_command::members;
+      reply_sink sink{std::make_shared<std::function<void(protocols::admin_reply)>>(
+        [me](protocols::admin_reply r) { caf::anon_send(me, std::move(r)); })};
+      self->send(cluster, admin_atom::value, std::move(req), std::move(sink));
+    },
+    [c](protocols::admin_reply& r) { c->on_members(r); },
+    [c](deadline_atom) { c->on_deadline(); },
+    [c](cancel_atom) { c->on_cancel(); },
+  };
+}
+
+// -- the service --
+
+struct report_entry {
+  caf::actor coordinator;
+  response_info info;
+  std::string final_response; // encoded ReportResponse once finished
+  std::vector<bytes_sink> waiters;
+  std::vector<bytes_sink> progress;
+  steady::time_point finished_at;
+  uint64_t stored_pages = 0;
+};
+
+struct pending_read {
+  std::shared_ptr<read_job> job;
+  caf::response_promise promise;
+};
+
+struct service_state {
+  node_config cfg;
+  child_context ctx;
+  report_catalog catalog;
+  std::shared_ptr<pg_pool> pool;
+  std::vector<caf::actor> idle;
+  std::deque<pending_read> queue;
+  std::map<std::string, std::shared_ptr<node_report>> partials;
+  std::map<std::string, report_entry> reports;
+  std::mt19937_64 rng{std::random_device{}()};
+};
+
+class service {
+public:
+  service(caf::event_based_actor* self, std::shared_ptr<service_state> st)
+    : self_(self), st_(std::move(st)) {}
+
+  // -- worker side --
+
+  caf::result<std::string> on_worker_call(const std::string& payload) {
+    flat_reader rd{payload};
+    try {
+      if (!rd.ok())
+        return worker_error(make_error(report_errc::invalid_argument, "malformed worker call"));
+      auto call = rd.get<rp::WorkerCall>();
+      switch (call.which()) {
+        case rp::WorkerCall::READ:
+          return read(call.getRead());
+        case rp::WorkerCall::COLLECT: {
+          auto c = call.getCollect();
+          auto i = st_->partials.find(str(c.getReportId()));
+          if (i == st_->partials.end())
+            return worker_error(make_error(report_errc::not_found,
+                                           "no partial for report " + str(c.getReportId())));
+          auto& rep = *i->second;
+          std::lock_guard<std::mutex> guard{rep.mtx};
+          if (!rep.table)
+            return worker_error(make_error(report_errc::not_found, "empty partial"));
+          return rep.table->encode_chunk(c.getOffset(), std::min(c.getLimit(), chunk_groups));
+        }
+        case rp::WorkerCall::RELEASE: {
+          release(str(call.getRelease()));
+          capnp::MallocMessageBuilder mb;
+          mb.initRoot<rp::WorkerReply>().setReleased();
+          return message_bytes(mb);
+        }
+      }
+      return worker_error(make_error(report_errc::invalid_argument, "unknown worker call"));
+    } catch (const kj::Exception& e) {
+      return worker_error(make_error(report_errc::invalid_argument,
+                                     std::string("malformed worker call: ")
+                                       + e.getDescription().cStr()));
+    }
+  }
+
+  caf::result<std::string> read(rp::ReadTask::Reader task) {
+    auto id = str(task.getReportId());
+    auto& rep = st_->partials[id];
+    if (!rep) {
+      auto plan = read_plan(task);
+      if (!plan) {
+        st_->partials.erase(id);
+        return worker_error(plan.error());
+      }
+      rep = std::make_shared<node_report>();
+      rep->plan = std::make_shared<report_plan>(std::move(*plan));
+      auto ms = std::max<uint32_t>(task.getDeadlineMs(), 1000);
+      rep->expires = steady::now() + std::chrono::milliseconds{ms} + std::chrono::seconds{60};
+    }
+    auto job = std::make_shared<read_job>();
+    job->report = rep;
+    auto p = task.getPartition();
+    job->part = partition{p.getId(), p.getLo(), p.getHi()};
+    auto promise = self_->make_response_promise();
+    st_->queue.push_back(pending_read{std::move(job), promise});
+    dispatch();
+    return caf::delegated<std::string>{};
+  }
+
+  void dispatch() {
+    while (!st_->idle.empty() && !st_->queue.empty()) {
+      auto reader = st_->idle.back();
+      st_->idle.pop_back();
+      auto next = std::move(st_->queue.front());
+      st_->queue.pop_front();
+      auto promise = next.promise;
+      self_->request(reader, caf::infinite, read_atom::value, std::move(next.job))
+        .then(
+          [this, reader, promise](std::string& bytes) mutable {
+            promise.deliver(std::move(bytes));
+            st_->idle.push_back(reader);
+            dispatch();
+          },
+          [this, promise](caf::error& err) mutable {
+            // The reader died (its supervisor link takes the service down too; see start).
+            promise.deliver(worker_error(make_error(report_errc::internal, describe(err))));
+          });
+    }
+  }
+
+  void release(const std::string& id) {
+    auto i = st_->partials.find(id);
+    if (i == st_->partials.end())
+      return;
+    auto rep = i->second;
+    st_->partials.erase(i);
+    rep->stop = true;
+    // Queued reads of this report never start.
+    for (auto q = st_->queue.begin(); q != st_->queue.end();) {
+      if (q->job->report == rep) {
+        q->promise.deliver(worker_error(make_error(report_errc::cancelled, "report released")));
+        q = st_->queue.erase(q);
+      } else {
+        ++q;
+      }
+    }
+    // Running statements are cancelled from a helper thread (PQcancel blocks briefly); the
+    // report's mutex keeps each connection from going back to the pool meanwhile.
+    bool running;
+    {
+      std::lock_guard<std::mutex> guard{rep->mtx};
+      running = !rep->active.empty();
+    }
+    if (running)
+      self_->spawn<caf::detached>([rep] {
+        std::lock_guard<std::mutex> guard{rep->mtx};
+        for (auto* c : rep->active)
+          c->cancel();
+      });
+  }
+
+  // -- app side --
+
+  void on_api(const std::string& bytes, bytes_sink reply, bytes_sink progress) {
+    flat_reader rd{bytes, 16u << 20};
+    try {
+      if (!rd.ok()) {
+        reply(error_response("", make_error(report_errc::invalid_argument, "malformed call"), 0,
+                             st_->cfg.name));
+        return;
+      }
+      auto call = rd.get<rp::ApiCall>();
+      switch (call.which()) {
+        case rp::ApiCall::GENERATE:
+          submit(call.getGenerate(), std::move(reply), std::move(progress), true);
+          return;
+        case rp::ApiCall::SUBMIT:
+          submit(call.getSubmit(), std::move(reply), std::move(progress), false);
+          return;
+        case rp::ApiCall::STATUS:
+          status(str(call.getStatus()), std::move(reply));
+          return;
+        case rp::ApiCall::CANCEL:
+          cancel(str(call.getCancel()), std::move(reply));
+          return;
+        case rp::ApiCall::FETCH:
+          fetch(call.getFetch(), std::move(reply));
+          return;
+      }
+      reply(error_response("", make_error(report_errc::invalid_argument, "unknown call"), 0,
+                           st_->cfg.name));
+    } catch (const kj::Exception& e) {
+      reply(error_response("", make_error(report_errc::invalid_argument,
+                                          std::string("malformed call: ")
+                                            + e.getDescription().cStr()),
+                           0, st_->cfg.name));
+    }
+  }
+
+  std::string new_id() {
+    char buf[17];
+    std::snprintf(buf, sizeof(buf), "%016llx",
+                  static_cast<unsigned long long>(st_->rng()));
+    return st_->cfg.name + "-" + buf;
+  }
+
+  void submit(rp::ReportRequest::Reader req, bytes_sink reply, bytes_sink progress, bool wait) {
+    auto trace = req.getTraceId() ? req.getTraceId() : st_->rng();
+    auto name = str(req.getReportName());
+    auto def = st_->catalog.find(name);
+    if (!def) {
+      reply(error_response("", def.error(), trace, st_->cfg.name));
+      return;
+    }
+    report_params params;
+    params.start = str(req.getStartDate());
+    params.end = str(req.getEndDate());
+    for (auto id : req.getUserIds())
+      params.user_ids.push_back(id);
+    for (auto f : req.getFilters())
+      params.filters.emplace_back(str(f.getColumn()), str(f.getValue()));
+    if (auto err = validate(*def, params)) {
+      reply(error_response("", err, trace, st_->cfg.name));
+      return;
+    }
+    coord_args a;
+    a.id = new_id();
+    a.def = std::move(*def);
+    a.params = std::move(params);
+    a.mode = from_wire(req.getMode());
+    a.deadline = req.getDeadlineMs() ? std::chrono::milliseconds{req.getDeadlineMs()}
+                                     : st_->cfg.analytics.default_deadline;
+    a.partitions = req.getPartitions() ? req.getPartitions() : st_->cfg.analytics.partitions;
+    a.trace = trace;
+    a.pool = st_->pool;
+    a.cfg = st_->cfg.analytics;
+    a.node = st_->cfg.name;
+    a.worker_threads = st_->cfg.worker_threads;
+    a.service = caf::actor_cast<caf::actor>(self_);
+    a.root = st_->ctx.root;
+    auto id = a.id;
+    spdlog::info("report {} ({}) submitted: {} .. {}, {} user ids, {} filters, mode {}, trace {:x}",
+                 id, a.def.name, a.params.start, a.params.end, a.params.user_ids.size(),
+                 a.params.filters.size(), to_string(a.mode), trace);
+    auto& e = st_->reports[id];
+    e.info.id = id;
+    e.info.trace = trace;
+    e.info.node = st_->cfg.name;
+    e.info.status = rp::ReportStatus::RUNNING;
+    if (progress)
+      e.progress.push_back(std::move(progress));
+    // Detached: planning queries block, and the final merge is CPU-heavy.
+    e.coordinator = self_->spawn<caf::detached>(coordinator_impl, std::move(a));
+    if (wait)
+      e.waiters.push_back(std::move(reply));
+    else
+      reply(response_bytes(e.info));
+  }
+
+  void on_progress(const std::string& id, uint32_t done, uint32_t total, uint64_t rows) {
+    auto i = st_->reports.find(id);
+    if (i == st_->reports.end())
+      return;
+    auto& e = i->second;
+    e.info.done = done;
+    e.info.partitions = total;
+    e.info.rows_read = rows;
+    if (e.progress.empty())
+      return;
+    capnp::MallocMessageBuilder mb;
+    auto p = mb.initRoot<rp::Progress>();
+    p.setReportId(text(id));
+    p.setPartitionsDone(done);
+    p.setPartitionsTotal(total);
+    p.setRowsRead(rows);
+    p.setStatus(rp::ReportStatus::RUNNING);
+    auto bytes = message_bytes(mb);
+    for (auto& s : e.progress)
+      s(bytes);
+  }
+
+  void on_finished(const std::string& id, std::string response) {
+    auto i = st_->reports.find(id);
+    if (i == st_->reports.end())
+      return;
+    auto& e = i->second;
+    e.coordinator = nullptr;
+    e.finished_at = steady::now();
+    try {
+      flat_reader rd{response};
+      auto r = rd.get<rp::ReportResponse>();
+      e.info.status = r.getStatus();
+      e.info.done = r.getPartitionsDone();
+      e.info.partitions = r.getPartitions();
+      if (r.hasResultRef())
+        e.stored_pages = (r.getTotalRows() + page_rows - 1) / page_rows;
+    } catch (const kj::Exception&) {
+      e.info.status = rp::ReportStatus::FAILED;
+    }
+    for (auto& s : e.progress) {
+      capnp::MallocMessageBuilder mb;
+      auto p = mb.initRoot<rp::Progress>();
+      p.setReportId(text(id));
+      p.setPartitionsDone(e.info.done);
+      p.setPartitionsTotal(e.info.partitions);
+      p.setStatus(e.info.status);
+      s(message_bytes(mb));
+    }
+    e.progress.clear();
+    for (auto& w : e.waiters)
+      w(response);
+    e.waiters.clear();
+    // Small results stay in memory for `status` until they expire; big ones are stored.
+    e.final_response = std::move(response);
+  }
+
+  void status(const std::string& id, bytes_sink reply) {
+    auto i = st_->reports.find(id);
+    if (i == st_->reports.end()) {
+      reply(error_response(id, make_error(report_errc::not_found,
+                                          "no report \"" + id.substr(0, 128) + "\" on node "
+                                            + st_->cfg.name + " (expired, or another node "
+                                            "coordinates it)"),
+                           0, st_->cfg.name));
+      return;
+    }
+    auto& e = i->second;
+    if (!e.final_response.empty())
+      reply(e.final_response);
+    else
+      reply(response_bytes(e.info));
+  }
+
+  void cancel(const std::string& id, bytes_sink reply) {
+    auto i = st_->reports.find(id);
+    if (i == st_->reports.end()) {
+      status(id, std::move(reply));
+      return;
+    }
+    auto& e = i->second;
+    if (e.coordinator) {
+      // The answer is the final state, once the coordinator has stopped everything.
+      e.waiters.push_back(std::move(reply));
+      self_->send(e.coordinator, cancel_atom::value);
+      return;
+    }
+    reply(e.final_response.empty() ? response_bytes(e.info) : e.final_response);
+  }
+
+  void fetch(rp::FetchRequest::Reader req, bytes_sink reply) {
+    auto ref = str(req.getRef());
+    auto offset = req.getOffset();
+    uint64_t limit = req.getLimit() ? std::min(req.getLimit(), max_fetch) : default_fetch;
+    auto fail = [reply](const std::string& code, const std::string& msg) {
+      capnp::MallocMessageBuilder mb;
+      auto p = mb.initRoot<rp::ResultPage>();
+      p.setErrorCode(text(code));
+      p.setError(text(msg));
+      reply(message_bytes(mb));
+    };
+    bool plain = !ref.empty() && ref.size() < 128
+                 && std::all_of(ref.begin(), ref.end(), [](char c) {
+                      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+                    });
+    if (!plain) {
+      fail("INVALID_ARGUMENT", "bad result reference");
+      return;
+    }
+    self_->request(st_->ctx.root, std::chrono::seconds{10}, whereis_atom::value,
+                   std::string{store_path})
+      .then(
+        [this, ref, offset, limit, reply, fail](caf::actor& store) {
+          self_->request(store, std::chrono::seconds{10}, restore_atom::value,
+                         result_path(ref, "meta"))
+            .then(
+              [this, store, ref, offset, limit, reply, fail](std::map<std::string, std::string>& m) {
+                auto i = m.find("page");
+                if (i == m.end()) {
+                  fail("NOT_FOUND", "no stored result \"" + ref + "\" (unknown or expired)");
+                  return;
+                }
+                fetch_pages(store, ref, offset, limit, std::move(i->second), reply);
+              },
+              [fail](caf::error& err) { fail("INTERNAL", describe(err)); });
+        },
+        [fail](caf::error& err) { fail("INTERNAL", describe(err)); });
+  }
+
+  // Reads the pages covering [offset, offset + limit) one after another, then answers.
+  void fetch_pages(caf::actor store, std::string ref, uint64_t offset, uint64_t limit,
+                   std::string meta, bytes_sink reply) {
+    struct job {
+      std::string meta;
+      std::vector<std::string> pages;
+      uint64_t first_page = 0;
+      uint64_t last_page = 0;
+    };
+    auto j = std::make_shared<job>();
+    j->meta = std::move(meta);
+    uint64_t total = 0;
+    try {
+      flat_reader rd{j->meta};
+      total = rd.get<rp::ResultPage>().getTotalRows();
+    } catch (const kj::Exception&) {
+    }
+    auto end = std::min(total, offset + limit);
+    auto answer = [j, offset, end, total, reply] {
+      capnp::MallocMessageBuilder mb;
+      auto out = mb.initRoot<rp::ResultPage>();
+      flat_reader mr{j->meta};
+      out.setColumns(mr.get<rp::ResultPage>().getColumns());
+      out.setOffset(offset);
+      out.setTotalRows(total);
+      auto n = end > offset ? end - offset : 0;
+      auto rows = out.initRows(static_cast<unsigned>(n));
+      unsigned at = 0;
+      for (size_t p = 0; p < j->pages.size(); ++p) {
+        flat_reader pr{j->pages[p]};
+        auto page = pr.get<rp::ResultPage>();
+        auto base = page.getOffset();
+        auto src = page.getRows();
+        for (unsigned r = 0; r < src.size(); ++r) {
+          auto idx = base + r;
+          if (idx >= offset && idx < end && at < n)
+            rows.setWithCaveats(at++, src[r]);
+        }
+      }
+      reply(message_bytes(mb));
+    };
+    if (end <= offset) {
+      answer();
+      return;
+    }
+    j->first_page = offset / page_rows;
+    j->last_page = (end - 1) / page_rows;
+    auto next = std::make_shared<std::function<void(uint64_t)>>();
+    *next = [this, store, ref, j, next, answer, reply](uint64_t page) {
+      if (page > j->last_page) {
+        answer();
+        *next = nullptr; // break the cycle
+        return;
+      }
+      self_->request(store, std::chrono::seconds{10}, restore_atom::value,
+                     result_path(ref, std::to_string(page)))
+        .then(
+          [j, next, page](std::map<std::string, std::string>& m) {
+            j->pages.push_back(std::move(m["page"]));
+            if (*next)
+              (*next)(page + 1);
+          },
+          [reply, next](caf::error& err) {
+            capnp::MallocMessageBuilder mb;
+            auto p = mb.initRoot<rp::ResultPage>();
+            p.setErrorCode("INTERNAL");
+            p.setError(text(describe(err)));
+            reply(message_bytes(mb));
+            *next = nullptr;
+          });
+    };
+    (*next)(j->first_page);
+  }
+
+  // -- housekeeping --
+
+  void on_tick() {
+    auto now = steady::now();
+    for (auto i = st_->partials.begin(); i != st_->partials.end();) {
+      if (now > i->second->expires) {
+        spdlog::warn("analytics: dropping the partial of report {} (its coordinator never "
+                     "released it)", i->first);
+        auto id = i->first;
+        ++i;
+        release(id);
+      } else {
+        ++i;
+      }
+    }
+    auto ttl = st_->cfg.analytics.result_ttl;
+    for (auto i = st_->reports.begin(); i != st_->reports.end();) {
+      auto& e = i->second;
+      if (!e.coordinator && !e.final_response.empty() && now - e.finished_at > ttl) {
+        if (e.stored_pages > 0)
+          drop_stored(i->first, e.stored_pages);
+        i = st_->reports.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    self_->delayed_send(self_, std::chrono::seconds{10}, tick_atom::value);
+  }
+
+  void drop_stored(const std::string& id, uint64_t pages) {
+    self_->request(st_->ctx.root, std::chrono::seconds{10}, whereis_atom::value,
+                   std::string{store_path})
+      .then(
+        [this, id, pages](caf::actor& store) {
+          for (uint64_t p = 0; p <= pages; ++p) {
+            auto leaf = p == pages ? std::string("meta") : std::to_string(p);
+            self_->send(store, persist_atom::value, result_path(id, leaf),
+                        std::map<std::string, std::string>{},
+                        std::vector<std::string>{"page"});
+          }
+        },
+        [](caf::error&) {});
+  }
+
+private:
+  caf::event_based_actor* self_;
+  std::shared_ptr<service_state> st_;
+};
+
+caf::behavior service_impl(caf::event_based_actor* self, child_context ctx, node_config cfg) {
+  auto st = std::make_shared<service_state>();
+  st->cfg = cfg;
+  st->ctx = ctx;
+  for (auto& r : cfg.reports) {
+    auto def = parse_report(r);
+    if (def)
+      (void) st->catalog.add(std::move(*def));
+    else
+      spdlog::error("analytics: {}", message_of(def.error()));
+  }
+  auto dsn = cfg.analytics.dsn;
+  if (dsn.empty())
+    if (auto* env = std::getenv("WHARF_PG_DSN"))
+      dsn = env;
+  if (!dsn.empty())
+    st->pool = pg_pool::make(dsn, cfg.analytics.readers + 2);
+  else
+    spdlog::warn("analytics: no database configured (analytics.dsn or WHARF_PG_DSN): reports "
+                 "will answer UNAVAILABLE");
+  for (size_t i = 0; i < cfg.analytics.readers; ++i)
+    st->idle.push_back(self->spawn<caf::detached + caf::linked>(reader_impl, st->pool));
+  auto s = std::make_shared<service>(self, st);
+  register_as(self->system(), analytics_name, caf::actor_cast<caf::actor>(self));
+  self->delayed_send(self, std::chrono::seconds{10}, tick_atom::value);
+  spdlog::info("analytics: {} readers, reports: {}", cfg.analytics.readers, [&] {
+    std::string out;
+    for (auto& n : st->catalog.names())
+      out += (out.empty() ? "" : ", ") + n;
+    return out;
+  }());
+  return {
+    [s](call_atom, const std::string& payload) { return s->on_worker_call(payload); },
+    [s](api_atom, const std::string& bytes, bytes_sink& reply, bytes_sink& progress) {
+      s->on_api(bytes, std::move(reply), std::move(progress));
+    },
+    [s](progress_atom, const std::string& id, uint32_t done, uint32_t total, uint64_t rows) {
+      s->on_progress(id, done, total, rows);
+    },
+    [s](finished_atom, const std::string& id, std::string& response) {
+      s->on_finished(id, std::move(response));
+    },
+    [s](tick_atom) { s->on_tick(); },
+    [self](probe_atom) -> uint64_t { return self->mailbox().size(); },
+  };
+}
+
+} // namespace
+
+caf::error check_reports(const node_config& cfg) {
+  for (auto& r : cfg.reports) {
+    auto def = parse_report(r);
+    if (!def)
+      return make_error(runtime_errc::bad_config, message_of(def.error()));
+  }
+  return caf::none;
+}
+
+child_spec analytics_child(const node_config& cfg) {
+  return worker_child("analytics", restart_type::permanent, service_impl, cfg);
+}
+
+} // namespace wharf::actors

@@ -1,0 +1,665 @@
+#include "actors/analytics/report_sql.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <set>
+
+#include "runtime/core/types.hpp"
+#include "runtime/pg/pg_connection.hpp"
+
+namespace wharf::actors {
+
+using runtime::pg_connection;
+
+const char* to_string(read_mode x) noexcept {
+  switch (x) {
+    case read_mode::automatic: return "auto";
+    case read_mode::pushdown: return "pushdown";
+    case read_mode::pull: return "pull";
+  }
+  return "auto";
+}
+
+bool parse_read_mode(const std::string& s, read_mode& out) {
+  if (s == "auto")
+    out = read_mode::automatic;
+  else if (s == "pushdown")
+    out = read_mode::pushdown;
+  else if (s == "pull")
+    out = read_mode::pull;
+  else
+    return false;
+  return true;
+}
+
+table_spec report_plan::spec() const {
+  table_spec s;
+  s.keys = key_kinds;
+  for (auto& a : def.aggregates)
+    s.aggs.push_back(a.fn);
+  return s;
+}
+
+caf::error to_report_error(const caf::error& err) {
+  if (!err)
+    return err;
+  if (err.category() == report_errc_category)
+    return err;
+  auto msg = message_of(err);
+  if (err.category() == runtime::pg_errc_category) {
+    auto code = static_cast<runtime::pg_errc>(err.code());
+    if (code == runtime::pg_errc::cancelled)
+      return make_error(report_errc::cancelled, msg);
+    if (code == runtime::pg_errc::connection)
+      return make_error(report_errc::unavailable, "database unreachable: " + msg);
+    auto state = runtime::sqlstate_of(err);
+    if (state.rfind("22", 0) == 0)
+      return make_error(report_errc::invalid_argument, msg);
+    return make_error(report_errc::pg_error, msg);
+  }
+  return make_error(report_errc::internal, msg);
+}
+
+namespace {
+
+const std::set<uint32_t> integer_oids{20, 21, 23};
+const std::set<uint32_t> numeric_oids{20, 21, 23, 700, 701, 1700};
+
+std::string q(const std::string& ident) {
+  return pg_connection::quote_identifier(ident);
+}
+
+bool is_ctid(const report_def& d) {
+  return d.partition_column == "ctid";
+}
+
+// Collects values as parameters and returns the SQL that refers to each: `$n` for a
+// statement run with bound parameters, or a one-time subquery over a session setting that a
+// preceding `set_config($n)` filled (for COPY, which takes no parameters).
+struct binder {
+  bool via_settings = false;
+  std::vector<std::string> values;
+  std::string operator()(const std::string& value, const std::string& type) {
+    values.push_back(value);
+    auto n = std::to_string(values.size());
+    if (!via_settings)
+      return type.empty() ? "$" + n : "$" + n + "::" + type;
+    return "(SELECT current_setting('wharf.p" + n + "')::" + (type.empty() ? "text" : type) + ")";
+  }
+  std::string set_config_sql() const {
+    std::string sql = "SELECT ";
+    for (size_t i = 1; i <= values.size(); ++i)
+      sql += (i > 1 ? ", " : "") + std::string("set_config('wharf.p") + std::to_string(i)
+             + "', $" + std::to_string(i) + ", false)";
+    return sql;
+  }
+};
+
+std::string type_of(const report_plan& p, const std::string& col) {
+  auto i = p.column_types.find(col);
+  return i == p.column_types.end() ? std::string("text") : i->second;
+}
+
+// WHERE clause: time range, user ids, filters, and the partition (when given).
+std::string where_sql(const report_plan& p, binder& bind, const partition* part) {
+  std::vector<std::string> conds;
+  auto& d = p.def;
+  // Untyped `$n` lets PostgreSQL infer the column's type; settings need an explicit cast.
+  auto typed = [&](const std::string& col) {
+    return bind.via_settings ? type_of(p, col) : std::string{};
+  };
+  if (!d.time_column.empty())
+    conds.push_back(q(d.time_column) + " BETWEEN " + bind(p.params.start, typed(d.time_column))
+                    + " AND " + bind(p.params.end, typed(d.time_column)));
+  if (!p.params.user_ids.empty() && !d.user_column.empty()) {
+    std::string ids = "{";
+    for (size_t i = 0; i < p.params.user_ids.size(); ++i)
+      ids += (i ? "," : "") + std::to_string(p.params.user_ids[i]);
+    ids += "}";
+    // The cast makes a settings subquery a scalar array, not ANY(subquery).
+    conds.push_back(q(d.user_column) + " = ANY(" + bind(ids, "bigint[]") + "::bigint[])");
+  }
+  for (auto& [col, val] : p.params.filters)
+    conds.push_back(q(col) + " = " + bind(val, typed(col)));
+  if (part) {
+    if (is_ctid(d)) {
+      auto tid = [&](int64_t page) {
+        auto v = bind(std::to_string(page), "text");
+        return "('(' || " + v + " || ',0)')::tid";
+      };
+      conds.push_back("ctid >= " + tid(part->lo) + " AND ctid < " + tid(part->hi));
+    } else {
+      // int8 whatever the column's integer type: the open ends are int8's extremes.
+      conds.push_back(q(d.partition_column) + " >= " + bind(std::to_string(part->lo), "int8")
+                      + " AND " + q(d.partition_column) + " < "
+                      + bind(std::to_string(part->hi), "int8"));
+    }
+  }
+  std::string out;
+  for (auto& c : conds)
+    out += (out.empty() ? " WHERE " : " AND ") + c;
+  return out;
+}
+
+std::string key_sql(const report_plan& p) {
+  std::string out;
+  for (size_t k = 0; k < p.def.group_by.size(); ++k) {
+    auto col = q(p.def.group_by[k]);
+    out += (k ? ", " : "") + (p.key_as_text[k] ? "(" + col + ")::text" : col);
+  }
+  return out;
+}
+
+std::string group_by_sql(const report_plan& p) {
+  std::string out = " GROUP BY ";
+  for (size_t k = 0; k < p.def.group_by.size(); ++k)
+    out += (k ? ", " : "") + std::to_string(k + 1);
+  return out;
+}
+
+std::string float_input(const aggregate& a) {
+  return "(" + q(a.column) + ")::float8";
+}
+
+// Pull mode: the distinct input expressions and, per aggregate, which one it reads.
+struct pull_inputs {
+  std::vector<std::string> exprs;
+  std::vector<int> of_agg; // -1 = count(*)
+};
+
+pull_inputs inputs_of(const report_def& d) {
+  pull_inputs in;
+  for (auto& a : d.aggregates) {
+    if (a.column == "*") {
+      in.of_agg.push_back(-1);
+      continue;
+    }
+    auto e = (a.fn == agg_fn::count || a.fn == agg_fn::count_distinct) ? q(a.column)
+                                                                        : float_input(a);
+    auto it = std::find(in.exprs.begin(), in.exprs.end(), e);
+    if (it == in.exprs.end()) {
+      in.exprs.push_back(e);
+      in.of_agg.push_back(static_cast<int>(in.exprs.size() - 1));
+    } else {
+      in.of_agg.push_back(static_cast<int>(it - in.exprs.begin()));
+    }
+  }
+  return in;
+}
+
+double be_double(const char* p) {
+  auto bits = be64(p);
+  double d;
+  std::memcpy(&d, &bits, 8);
+  return d;
+}
+
+caf::error bad_row(const std::string& why) {
+  return make_error(report_errc::internal, "unexpected COPY data: " + why);
+}
+
+caf::expected<uint64_t> read_pushdown(pg_connection& pg, const report_plan& p,
+                                      const partition& part, agg_table& out) {
+  auto& d = p.def;
+  binder bind;
+  std::string sql = "SELECT " + key_sql(p);
+  for (auto& a : d.aggregates) {
+    switch (a.fn) {
+      case agg_fn::count:
+        sql += a.column == "*" ? ", count(*)" : ", count(" + q(a.column) + ")";
+        break;
+      case agg_fn::sum:
+      case agg_fn::avg:
+        sql += ", count(" + q(a.column) + "), sum(" + float_input(a) + ")";
+        break;
+      case agg_fn::min:
+        sql += ", count(" + q(a.column) + "), min(" + float_input(a) + ")";
+        break;
+      case agg_fn::max:
+        sql += ", count(" + q(a.column) + "), max(" + float_input(a) + ")";
+        break;
+      case agg_fn::count_distinct:
+        return make_error(report_errc::invalid_argument,
+                          "count_distinct needs mode pull (or auto)");
+    }
+  }
+  sql += " FROM " + q(d.table) + where_sql(p, bind, &part) + group_by_sql(p);
+  auto r = pg.query_binary(sql, bind.values);
+  if (!r)
+    return to_report_error(r.error());
+  auto nk = d.group_by.size();
+  std::string key;
+  for (int row = 0; row < r->rows(); ++row) {
+    key.clear();
+    for (size_t k = 0; k < nk; ++k) {
+      auto c = static_cast<int>(k);
+      int32_t len = r->is_null(row, c) ? -1 : static_cast<int32_t>(r->value(row, c).size());
+      auto u = static_cast<uint32_t>(len);
+      char hdr[4] = {static_cast<char>(u >> 24), static_cast<char>(u >> 16),
+                     static_cast<char>(u >> 8), static_cast<char>(u)};
+      key.append(hdr, 4);
+      if (len > 0)
+        key.append(r->value(row, c));
+    }
+    auto g = out.group(key);
+    int col = static_cast<int>(nk);
+    for (size_t a = 0; a < d.aggregates.size(); ++a) {
+      auto cnt = r->value(row, col++);
+      if (cnt.size() != 8)
+        return bad_row("count is not an int8");
+      auto n = static_cast<int64_t>(be64(cnt.data()));
+      if (d.aggregates[a].fn == agg_fn::count) {
+        out.add_rows(g, a, n);
+        continue;
+      }
+      auto v = r->value(row, col++);
+      if (n > 0 && v.size() != 8)
+        return bad_row("aggregate is not a float8");
+      double x = n > 0 ? be_double(v.data()) : 0;
+      out.add_state(g, a, n, x, x, x);
+    }
+  }
+  return static_cast<uint64_t>(r->rows());
+}
+
+caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const partition& part,
+                                  agg_table& out, const std::atomic<bool>* stop) {
+  auto& d = p.def;
+  auto in = inputs_of(d);
+  binder bind;
+  bind.via_settings = true;
+  std::string select = "SELECT " + key_sql(p);
+  for (auto& e : in.exprs)
+    select += ", " + e;
+  select += " FROM " + q(d.table) + where_sql(p, bind, &part);
+  if (!bind.values.empty()) {
+    auto r = pg.query(bind.set_config_sql(), bind.values);
+    if (!r)
+      return to_report_error(r.error());
+  }
+  auto nk = d.group_by.size();
+  auto expected_fields = static_cast<int16_t>(nk + in.exprs.size());
+  std::vector<std::pair<const char*, int32_t>> inputs(in.exprs.size());
+  bool header = true;
+  uint64_t rows = 0;
+  caf::error failure;
+  auto err = pg.copy_out("COPY (" + select + ") TO STDOUT (FORMAT binary)",
+                         [&](std::string_view msg) {
+    const char* ptr = msg.data();
+    size_t n = msg.size();
+    if (header) {
+      // "PGCOPY\n\377\r\n\0", Int32 flags, Int32 extension length, extension.
+      if (n < 19 || std::memcmp(ptr, "PGCOPY\n\377\r\n\0", 11) != 0) {
+        failure = bad_row("no binary COPY header");
+        return false;
+      }
+      auto ext = be32(ptr + 15);
+      if (ext > n - 19) {
+        failure = bad_row("bad header extension");
+        return false;
+      }
+      ptr += 19 + ext;
+      n -= 19 + ext;
+      header = false;
+      if (n == 0)
+        return true;
+    }
+    if (n < 2) {
+      failure = bad_row("short tuple");
+      return false;
+    }
+    auto fields = be16(ptr);
+    if (fields == -1)
+      return true; // trailer
+    if (fields != expected_fields) {
+      failure = bad_row("expected " + std::to_string(expected_fields) + " fields, got "
+                        + std::to_string(fields));
+      return false;
+    }
+    const char* end = ptr + n;
+    const char* cur = ptr + 2;
+    const char* key_begin = cur;
+    for (size_t k = 0; k < nk; ++k) {
+      if (end - cur < 4) {
+        failure = bad_row("truncated key");
+        return false;
+      }
+      auto len = static_cast<int32_t>(be32(cur));
+      cur += 4;
+      if (len > 0) {
+        if (end - cur < len) {
+          failure = bad_row("truncated key");
+          return false;
+        }
+        cur += len;
+      }
+    }
+    std::string_view key(key_begin, static_cast<size_t>(cur - key_begin));
+    for (auto& x : inputs) {
+      if (end - cur < 4) {
+        failure = bad_row("truncated value");
+        return false;
+      }
+      auto len = static_cast<int32_t>(be32(cur));
+      cur += 4;
+      if (len > 0 && end - cur < len) {
+        failure = bad_row("truncated value");
+        return false;
+      }
+      x = {cur, len};
+      if (len > 0)
+        cur += len;
+    }
+    auto g = out.group(key);
+    for (size_t a = 0; a < in.of_agg.size(); ++a) {
+      auto i = in.of_agg[a];
+      if (i < 0) {
+        out.add_rows(g, a, 1);
+        continue;
+      }
+      auto [v, len] = inputs[static_cast<size_t>(i)];
+      if (len < 0)
+        continue; // NULL: ignored by every aggregate but count(*)
+      switch (d.aggregates[a].fn) {
+        case agg_fn::count:
+          out.add_rows(g, a, 1);
+          break;
+        case agg_fn::count_distinct:
+          out.add_distinct(g, a, std::string_view(v, static_cast<size_t>(len)));
+          break;
+        default:
+          if (len != 8) {
+            failure = bad_row("value is not a float8");
+            return false;
+          }
+          out.add_value(g, a, be_double(v));
+      }
+    }
+    ++rows;
+    return (rows & 4095) != 0 || stop == nullptr || !stop->load(std::memory_order_relaxed);
+  });
+  if (failure)
+    return failure;
+  if (err)
+    return to_report_error(err);
+  return rows;
+}
+
+} // namespace
+
+caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_params params,
+                                     read_mode mode) {
+  if (auto err = validate(def, params))
+    return err;
+  report_plan p;
+  p.def = std::move(def);
+  p.params = std::move(params);
+  auto& d = p.def;
+  auto cols = pg.query("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),"
+                       " a.atttypid::int8 FROM pg_attribute a WHERE a.attrelid = $1::regclass"
+                       " AND a.attnum > 0 AND NOT a.attisdropped",
+                       {q(d.table)});
+  if (!cols)
+    return to_report_error(cols.error());
+  std::map<std::string, std::pair<std::string, uint32_t>> types;
+  for (auto& row : cols->rows)
+    types[row[0].value_or("")] = {row[1].value_or("text"),
+                                  static_cast<uint32_t>(std::stoul(row[2].value_or("0")))};
+  auto need = [&](const std::string& col, const char* role) -> caf::error {
+    auto i = types.find(col);
+    if (i == types.end())
+      return make_error(report_errc::invalid_argument,
+                        "report " + d.name + ": " + role + " column \"" + col
+                          + "\" does not exist in table " + d.table);
+    p.column_types[col] = i->second.first;
+    return caf::none;
+  };
+  if (!is_ctid(d)) {
+    if (auto err = need(d.partition_column, "partition"))
+      return err;
+    if (integer_oids.count(types[d.partition_column].second) == 0)
+      return make_error(report_errc::invalid_argument,
+                        "report " + d.name + ": partition column " + d.partition_column
+                          + " must be an integer column (or \"ctid\")");
+  }
+  if (!d.time_column.empty())
+    if (auto err = need(d.time_column, "time"))
+      return err;
+  if (!d.user_column.empty())
+    if (auto err = need(d.user_column, "user"))
+      return err;
+  for (auto& [col, val] : p.params.filters)
+    if (auto err = need(col, "filter"))
+      return err;
+  for (auto& col : d.group_by) {
+    if (auto err = need(col, "group-by"))
+      return err;
+    auto oid = types[col].second;
+    key_kind kind = key_kind::text;
+    bool as_text = false;
+    if (integer_oids.count(oid))
+      kind = key_kind::integer;
+    else if (oid == 700 || oid == 701)
+      kind = key_kind::floating;
+    else if (oid == 16)
+      kind = key_kind::boolean;
+    else if (oid != 25 && oid != 1043 && oid != 1042 && oid != 19)
+      as_text = true; // timestamps, numerics, uuids, ...: their text form
+    p.key_kinds.push_back(kind);
+    p.key_as_text.push_back(as_text);
+  }
+  bool distinct = false;
+  for (auto& a : d.aggregates) {
+    if (a.column == "*")
+      continue;
+    if (auto err = need(a.column, "aggregate"))
+      return err;
+    distinct |= a.fn == agg_fn::count_distinct;
+    bool numeric_fn = a.fn == agg_fn::sum || a.fn == agg_fn::avg || a.fn == agg_fn::min
+                      || a.fn == agg_fn::max;
+    if (numeric_fn && numeric_oids.count(types[a.column].second) == 0)
+      return make_error(report_errc::invalid_argument,
+                        "report " + d.name + ": " + to_string(a.fn) + "(" + a.column
+                          + ") needs a numeric column");
+  }
+  if (distinct && mode == read_mode::pushdown)
+    return make_error(report_errc::invalid_argument,
+                      "report " + d.name + " uses count_distinct: mode pushdown cannot merge it;"
+                      " use pull or auto");
+  if (mode != read_mode::automatic) {
+    p.mode = mode;
+    p.mode_reason = "requested";
+    return p;
+  }
+  if (distinct) {
+    p.mode = read_mode::pull;
+    p.mode_reason = "count_distinct";
+    return p;
+  }
+  // Estimates: rows from pg_class, groups as the product of the keys' distinct counts.
+  auto stats = pg.query(
+    "SELECT c.reltuples::float8, s.attname::text, s.n_distinct::float8 FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname"
+    " WHERE c.oid = $1::regclass",
+    {q(d.table)});
+  if (!stats)
+    return to_report_error(stats.error());
+  double rows = -1;
+  std::map<std::string, double> nd;
+  for (auto& r : stats->rows) {
+    rows = r[0] ? std::strtod(r[0]->c_str(), nullptr) : -1;
+    if (r[1] && r[2])
+      nd[*r[1]] = std::strtod(r[2]->c_str(), nullptr);
+  }
+  double groups = 1;
+  bool known = rows > 0;
+  for (auto& col : d.group_by) {
+    auto i = nd.find(col);
+    if (col == d.user_column && !p.params.user_ids.empty()) {
+      groups *= static_cast<double>(p.params.user_ids.size());
+      continue;
+    }
+    if (i == nd.end()) {
+      known = false;
+      break;
+    }
+    groups *= i->second >= 0 ? i->second : -i->second * rows;
+  }
+  if (!known) {
+    p.mode = read_mode::pushdown;
+    p.mode_reason = "no statistics (run ANALYZE); pushdown";
+    return p;
+  }
+  double matching = rows;
+  if (!p.params.user_ids.empty() && nd.count(d.user_column) && nd[d.user_column] != 0) {
+    auto users = nd[d.user_column] > 0 ? nd[d.user_column] : -nd[d.user_column] * rows;
+    matching = rows * std::min(1.0, static_cast<double>(p.params.user_ids.size()) / users);
+  }
+  groups = std::min(groups, matching);
+  // Pushdown ships one partial row per group and partition, and PostgreSQL hashes every row
+  // anyway; once groups are not much fewer than rows, streaming the rows wins.
+  p.mode = groups * 50 > matching ? read_mode::pull : read_mode::pushdown;
+  p.mode_reason = "estimated " + std::to_string(static_cast<int64_t>(groups)) + " groups over "
+                  + std::to_string(static_cast<int64_t>(matching)) + " rows";
+  return p;
+}
+
+caf::expected<std::vector<partition>> plan_partitions(pg_connection& pg, const report_plan& p,
+                                                      size_t n) {
+  int64_t lo = 0, hi = 0;
+  if (is_ctid(p.def)) {
+    auto r = pg.query("SELECT (pg_relation_size($1::regclass) /"
+                      " current_setting('block_size')::int8)::int8",
+                      {q(p.def.table)});
+    if (!r)
+      return to_report_error(r.error());
+    hi = std::stoll(r->rows.at(0).at(0).value_or("0")) - 1;
+    if (hi < 0)
+      return std::vector<partition>{};
+  } else {
+    auto col = q(p.def.partition_column);
+    auto r = pg.query("SELECT min(" + col + ")::int8, max(" + col + ")::int8 FROM "
+                      + q(p.def.table));
+    if (!r)
+      return to_report_error(r.error());
+    auto& row = r->rows.at(0);
+    if (!row[0])
+      return std::vector<partition>{};
+    lo = std::stoll(*row[0]);
+    hi = std::stoll(*row[1]);
+  }
+  std::vector<partition> out;
+  auto span = static_cast<uint64_t>(hi - lo) + 1;
+  auto parts = std::max<uint64_t>(1, std::min<uint64_t>(n, span));
+  for (uint64_t i = 0; i < parts; ++i) {
+    partition x;
+    x.id = static_cast<uint32_t>(i);
+    x.lo = lo + static_cast<int64_t>(span * i / parts);
+    x.hi = lo + static_cast<int64_t>(span * (i + 1) / parts);
+    out.push_back(x);
+  }
+  // Rows written after planning still belong to the report: the ends stay open.
+  out.front().lo = is_ctid(p.def) ? 0 : std::numeric_limits<int64_t>::min();
+  out.back().hi = is_ctid(p.def) ? int64_t{4294967295} : std::numeric_limits<int64_t>::max();
+  return out;
+}
+
+caf::expected<uint64_t> read_partition(pg_connection& pg, const report_plan& plan,
+                                       const partition& part, agg_table& out,
+                                       const std::atomic<bool>* stop) {
+  auto r = plan.mode == read_mode::pull ? read_pull(pg, plan, part, out, stop)
+                                        : read_pushdown(pg, plan, part, out);
+  if (r)
+    out.partitions().push_back(part.id);
+  return r;
+}
+
+caf::expected<std::vector<std::vector<cell>>> single_sql(pg_connection& pg,
+                                                         const report_plan& p) {
+  auto& d = p.def;
+  binder bind;
+  std::string sql = "SELECT " + key_sql(p);
+  for (auto& a : d.aggregates) {
+    auto col = a.column == "*" ? std::string("*") : q(a.column);
+    switch (a.fn) {
+      case agg_fn::count: sql += ", count(" + col + ")"; break;
+      case agg_fn::count_distinct: sql += ", count(DISTINCT " + col + ")"; break;
+      case agg_fn::sum: sql += ", sum(" + float_input(a) + ")"; break;
+      case agg_fn::avg: sql += ", avg(" + float_input(a) + ")"; break;
+      case agg_fn::min: sql += ", min(" + float_input(a) + ")"; break;
+      case agg_fn::max: sql += ", max(" + float_input(a) + ")"; break;
+    }
+  }
+  sql += " FROM " + q(d.table) + where_sql(p, bind, nullptr) + group_by_sql(p);
+  auto r = pg.query_binary(sql, bind.values);
+  if (!r)
+    return to_report_error(r.error());
+  // Reuse the table's key decoding: one group per result row.
+  agg_table keys{table_spec{p.key_kinds, {}}};
+  std::vector<std::vector<cell>> rows;
+  std::string key;
+  auto nk = d.group_by.size();
+  for (int row = 0; row < r->rows(); ++row) {
+    key.clear();
+    for (size_t k = 0; k < nk; ++k) {
+      auto c = static_cast<int>(k);
+      auto u = static_cast<uint32_t>(r->is_null(row, c) ? -1 : static_cast<int32_t>(r->value(row, c).size()));
+      char hdr[4] = {static_cast<char>(u >> 24), static_cast<char>(u >> 16),
+                     static_cast<char>(u >> 8), static_cast<char>(u)};
+      key.append(hdr, 4);
+      key.append(r->value(row, c));
+    }
+    auto out = keys.decode_key(keys.group(key));
+    for (size_t a = 0; a < d.aggregates.size(); ++a) {
+      auto c = static_cast<int>(nk + a);
+      if (r->is_null(row, c)) {
+        out.emplace_back(std::monostate{});
+        continue;
+      }
+      auto v = r->value(row, c);
+      if (d.aggregates[a].fn == agg_fn::count || d.aggregates[a].fn == agg_fn::count_distinct)
+        out.emplace_back(static_cast<int64_t>(be64(v.data())));
+      else
+        out.emplace_back(be_double(v.data()));
+    }
+    rows.push_back(std::move(out));
+  }
+  std::sort(rows.begin(), rows.end(), [nk](const std::vector<cell>& a, const std::vector<cell>& b) {
+    for (size_t k = 0; k < nk; ++k) {
+      bool an = std::holds_alternative<std::monostate>(a[k]);
+      bool bn = std::holds_alternative<std::monostate>(b[k]);
+      if (an != bn)
+        return bn;
+      if (!an && a[k] != b[k])
+        return a[k] < b[k];
+    }
+    return false;
+  });
+  return rows;
+}
+
+std::vector<std::vector<cell>> final_rows(const agg_table& t) {
+  std::vector<std::vector<cell>> out;
+  out.reserve(t.groups());
+  for (auto g : t.sorted()) {
+    auto row = t.decode_key(g);
+    for (size_t a = 0; a < t.aggregates(); ++a)
+      row.push_back(t.final_value(g, a));
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> result_columns(const report_plan& p) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t k = 0; k < p.def.group_by.size(); ++k)
+    out.emplace_back(p.def.group_by[k], to_string(p.key_kinds[k]));
+  for (auto& a : p.def.aggregates)
+    out.emplace_back(a.name, a.fn == agg_fn::count || a.fn == agg_fn::count_distinct ? "int"
+                                                                                    : "float");
+  return out;
+}
+
+} // namespace wharf::actors

@@ -1,0 +1,93 @@
+#pragma once
+/// From a report definition and a request to SQL, and the blocking reads of one partition.
+///
+/// Planning (coordinator): looks the table's columns up in the catalog (unknown columns and
+/// non-numeric aggregate inputs are INVALID_ARGUMENT), decides how group keys decode, picks
+/// the read mode for `auto` from PostgreSQL's statistics (pg_class.reltuples and
+/// pg_stats.n_distinct: many groups per row → pull, few → pushdown) and splits the partition
+/// column's range (or the table's pages, for "ctid") into partitions.
+///
+/// Reading (worker): pushdown runs a partial GROUP BY with every value bound as a parameter
+/// and binary results; pull streams `COPY (SELECT ...) TO STDOUT (FORMAT binary)` and
+/// aggregates in an `agg_table`. COPY takes no bound parameters, so pull first binds the
+/// values with `set_config($n)` on the same connection and the COPY reads them back through
+/// `current_setting` in one-time subqueries: no value is ever spliced into SQL text.
+/// Every function here blocks: call them from detached actors only.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "actors/analytics/agg_table.hpp"
+#include "actors/analytics/report_def.hpp"
+
+namespace wharf::runtime {
+class pg_connection;
+} // namespace wharf::runtime
+
+namespace wharf::actors {
+
+enum class read_mode : uint8_t { automatic, pushdown, pull };
+
+const char* to_string(read_mode x) noexcept; ///< "auto", "pushdown", "pull"
+
+/// Parses "auto", "pushdown" or "pull".
+bool parse_read_mode(const std::string& s, read_mode& out);
+
+/// A request made executable: resolved definition, values, column types, the mode to use.
+struct report_plan {
+  std::string report_id;
+  report_def def;
+  report_params params;
+  read_mode mode = read_mode::pushdown;      ///< never automatic once planned
+  std::map<std::string, std::string> column_types; ///< referenced column -> format_type
+  std::vector<key_kind> key_kinds;
+  std::vector<bool> key_as_text;
+  std::string mode_reason;                   ///< why auto chose the mode (for logs)
+  table_spec spec() const;
+};
+
+/// Rows with lo <= partition column < hi (for "ctid": pages lo..hi-1).
+struct partition {
+  uint32_t id = 0;
+  int64_t lo = 0;
+  int64_t hi = 0;
+};
+
+/// Catalog lookups and the mode choice. Errors: INVALID_ARGUMENT (columns), PG_ERROR.
+[[nodiscard]] caf::expected<report_plan>
+make_plan(runtime::pg_connection& pg, report_def def, report_params params, read_mode mode);
+
+/// Splits the partition column's range (whole table; index endpoints, cheap) into at most
+/// `n` partitions. An empty table gives none.
+[[nodiscard]] caf::expected<std::vector<partition>>
+plan_partitions(runtime::pg_connection& pg, const report_plan& plan, size_t n);
+
+/// Reads one partition into `out` (and records its id there). Returns rows (pull) or partial
+/// groups (pushdown) read. `stop` is polled during pull; a set flag cancels the statement.
+[[nodiscard]] caf::expected<uint64_t> read_partition(runtime::pg_connection& pg,
+                                                     const report_plan& plan,
+                                                     const partition& part, agg_table& out,
+                                                     const std::atomic<bool>* stop = nullptr);
+
+/// The whole report as one SQL statement (the ground truth of tests and benchmarks), into a
+/// table whose final values equal the distributed answer.
+[[nodiscard]] caf::expected<std::vector<std::vector<cell>>>
+single_sql(runtime::pg_connection& pg, const report_plan& plan);
+
+/// Final rows of `t` (keys then aggregates) in key order.
+std::vector<std::vector<cell>> final_rows(const agg_table& t);
+
+/// Result column names and types ("int", "float", "text", "bool").
+std::vector<std::pair<std::string, std::string>> result_columns(const report_plan& plan);
+
+/// Maps a PostgreSQL error to the report error callers see: INVALID_ARGUMENT for data
+/// exceptions (SQLSTATE class 22), CANCELLED, UNAVAILABLE (connection), else PG_ERROR.
+/// The context keeps "SQLSTATE: message".
+caf::error to_report_error(const caf::error& pg_err);
+
+} // namespace wharf::actors

@@ -1,0 +1,275 @@
+#include "report_cmd.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include <unistd.h>
+
+#include <capnp/ez-rpc.h>
+#include <nlohmann/json.hpp>
+
+#include "protocols/analytics.capnp.h"
+#include "protocols/api.capnp.h"
+#include "runtime/rpc/report_json.hpp"
+
+namespace wharf::cli {
+
+namespace {
+
+namespace rp = wharf::reports;
+
+constexpr uint32_t page_limit = 50000;
+
+class progress_bar final : public api::ProgressSink::Server {
+public:
+  kj::Promise<void> progress(ProgressContext ctx) override {
+    auto p = ctx.getParams().getProgress();
+    auto total = p.getPartitionsTotal();
+    auto done = p.getPartitionsDone();
+    if (total == 0)
+      return kj::READY_NOW;
+    constexpr int width = 30;
+    int filled = static_cast<int>(width * done / total);
+    std::fprintf(stderr, "\r[%.*s%.*s] %u/%u partitions, %" PRIu64 " rows read ", filled,
+                 "##############################", width - filled,
+                 "                              ", done, total, p.getRowsRead());
+    std::fflush(stderr);
+    drawn_ = true;
+    return kj::READY_NOW;
+  }
+  ~progress_bar() {
+    if (drawn_)
+      std::fprintf(stderr, "\r%80s\r", "");
+  }
+
+private:
+  bool drawn_ = false;
+};
+
+std::string csv_field(rp::Value::Reader v) {
+  char buf[64];
+  switch (v.which()) {
+    case rp::Value::NULL_: return "";
+    case rp::Value::INT:
+      std::snprintf(buf, sizeof(buf), "%" PRId64, v.getInt());
+      return buf;
+    case rp::Value::FLOAT:
+      std::snprintf(buf, sizeof(buf), "%.17g", v.getFloat());
+      return buf;
+    case rp::Value::BOOL: return v.getBool() ? "true" : "false";
+    case rp::Value::TEXT: {
+      std::string s(v.getText().cStr(), v.getText().size());
+      if (s.find_first_of(",\"\n\r") == std::string::npos && !s.empty())
+        return s;
+      std::string out = "\"";
+      for (char c : s)
+        out += c == '"' ? std::string("\"\"") : std::string(1, c);
+      return out + "\"";
+    }
+  }
+  return "";
+}
+
+std::string table_field(rp::Value::Reader v) {
+  if (v.which() == rp::Value::NULL_)
+    return "NULL";
+  if (v.which() == rp::Value::TEXT)
+    return std::string(v.getText().cStr(), v.getText().size());
+  return csv_field(v);
+}
+
+// Streams rows in the chosen format.
+class writer {
+public:
+  writer(std::ostream& os, std::string format) : os_(os), format_(std::move(format)) {}
+
+  void begin(capnp::List<rp::Column>::Reader cols, const nlohmann::json& meta) {
+    for (auto c : cols)
+      names_.emplace_back(c.getName().cStr());
+    if (format_ == "csv") {
+      for (size_t i = 0; i < names_.size(); ++i)
+        os_ << (i ? "," : "") << names_[i];
+      os_ << '\n';
+    } else if (format_ == "json") {
+      auto m = meta;
+      m.erase("rows");
+      auto head = m.dump();
+      head.pop_back(); // the closing brace: rows follow
+      os_ << head << ",\"rows\":[";
+    }
+  }
+
+  void rows(capnp::List<rp::Row>::Reader rows) {
+    for (auto r : rows) {
+      if (format_ == "csv") {
+        bool first = true;
+        for (auto v : r.getValues()) {
+          os_ << (first ? "" : ",") << csv_field(v);
+          first = false;
+        }
+        os_ << '\n';
+      } else if (format_ == "json") {
+        nlohmann::json row = nlohmann::json::array();
+        for (auto v : r.getValues())
+          row.push_back(runtime::to_json(v));
+        os_ << (count_ ? "," : "") << "\n" << row.dump();
+      } else {
+        std::vector<std::string> cells;
+        for (auto v : r.getValues())
+          cells.push_back(table_field(v));
+        table_.push_back(std::move(cells));
+      }
+      ++count_;
+    }
+  }
+
+  void end() {
+    if (format_ == "json") {
+      os_ << "\n]}\n";
+    } else if (format_ == "table") {
+      std::vector<size_t> w(names_.size());
+      for (size_t i = 0; i < names_.size(); ++i)
+        w[i] = names_[i].size();
+      for (auto& r : table_)
+        for (size_t i = 0; i < r.size() && i < w.size(); ++i)
+          w[i] = std::max(w[i], r[i].size());
+      auto line = [&](const std::vector<std::string>& cells) {
+        for (size_t i = 0; i < cells.size() && i < w.size(); ++i)
+          os_ << (i ? "  " : "") << cells[i] << std::string(w[i] - cells[i].size(), ' ');
+        os_ << '\n';
+      };
+      line(names_);
+      std::vector<std::string> rule;
+      for (auto x : w)
+        rule.push_back(std::string(x, '-'));
+      line(rule);
+      for (auto& r : table_)
+        line(r);
+    }
+    os_.flush();
+  }
+
+  uint64_t count() const { return count_; }
+
+private:
+  std::ostream& os_;
+  std::string format_;
+  std::vector<std::string> names_;
+  std::vector<std::vector<std::string>> table_;
+  uint64_t count_ = 0;
+};
+
+} // namespace
+
+int run_report(const report_options& o) {
+  auto colon = o.connect.rfind(':');
+  if (colon == std::string::npos) {
+    std::cerr << "wharf report: --connect wants HOST:PORT, got \"" << o.connect << "\"\n";
+    return 2;
+  }
+  if (o.format != "json" && o.format != "csv" && o.format != "table") {
+    std::cerr << "wharf report: --format must be json, csv or table\n";
+    return 2;
+  }
+  if (o.mode != "auto" && o.mode != "pushdown" && o.mode != "pull") {
+    std::cerr << "wharf report: --mode must be auto, pushdown or pull\n";
+    return 2;
+  }
+  for (auto& f : o.filters)
+    if (f.find('=') == std::string::npos || f.front() == '=') {
+      std::cerr << "wharf report: --filter wants KEY=VALUE, got \"" << f << "\"\n";
+      return 2;
+    }
+  std::ofstream file;
+  if (!o.out.empty()) {
+    file.open(o.out, std::ios::binary | std::ios::trunc);
+    if (!file) {
+      std::cerr << "wharf report: cannot write " << o.out << "\n";
+      return 2;
+    }
+  }
+  std::ostream& os = o.out.empty() ? std::cout : file;
+  try {
+    capnp::EzRpcClient client(o.connect);
+    auto& ws = client.getWaitScope();
+    auto analytics = client.getMain<api::Node>().analyticsRequest().send().getAnalytics();
+    auto req = analytics.generateReportRequest();
+    auto r = req.initRequest();
+    r.setReportName(o.name);
+    r.setStartDate(o.start);
+    r.setEndDate(o.end);
+    auto ids = r.initUserIds(static_cast<unsigned>(o.users.size()));
+    for (unsigned i = 0; i < ids.size(); ++i)
+      ids.set(i, o.users[i]);
+    auto fs = r.initFilters(static_cast<unsigned>(o.filters.size()));
+    for (unsigned i = 0; i < fs.size(); ++i) {
+      auto eq = o.filters[i].find('=');
+      fs[i].setColumn(o.filters[i].substr(0, eq));
+      fs[i].setValue(o.filters[i].substr(eq + 1));
+    }
+    r.setMode(o.mode == "pull"       ? rp::ReadMode::PULL
+              : o.mode == "pushdown" ? rp::ReadMode::PUSHDOWN
+                                     : rp::ReadMode::AUTO);
+    r.setDeadlineMs(o.deadline_ms);
+    r.setPartitions(o.partitions);
+    if (o.progress && isatty(STDERR_FILENO))
+      req.setProgress(kj::heap<progress_bar>());
+    auto resp = req.send().wait(ws);
+    auto rr = resp.getResponse();
+    if (rr.getStatus() != rp::ReportStatus::DONE) {
+      std::cerr << "wharf report: " << runtime::to_string(rr.getStatus()) << ": "
+                << rr.getErrorCode().cStr() << ": " << rr.getErrorMessage().cStr();
+      if (rr.getSqlstate().size() > 0)
+        std::cerr << " (SQLSTATE " << rr.getSqlstate().cStr() << ")";
+      std::cerr << "\n";
+      return 1;
+    }
+    writer w{os, o.format};
+    auto meta = runtime::to_json(rr);
+    if (rr.getResultRef().size() == 0) {
+      w.begin(rr.getColumns(), meta);
+      w.rows(rr.getRows());
+    } else {
+      uint64_t offset = 0;
+      bool begun = false;
+      while (true) {
+        auto fetch = analytics.fetchResultRequest();
+        fetch.setRef(rr.getResultRef());
+        fetch.setOffset(offset);
+        fetch.setLimit(page_limit);
+        auto page = fetch.send().wait(ws);
+        auto p = page.getPage();
+        if (p.getErrorCode().size() > 0) {
+          std::cerr << "wharf report: fetching rows at " << offset << ": "
+                    << p.getErrorCode().cStr() << ": " << p.getError().cStr() << "\n";
+          return 1;
+        }
+        if (!begun) {
+          w.begin(p.getColumns(), meta);
+          begun = true;
+        }
+        w.rows(p.getRows());
+        offset += p.getRows().size();
+        if (p.getRows().size() == 0 || offset >= p.getTotalRows())
+          break;
+      }
+    }
+    w.end();
+    if (!o.quiet)
+      std::cerr << "wharf report: " << w.count() << " rows in " << rr.getElapsedMs()
+                << " ms (report " << rr.getReportId().cStr() << ", mode "
+                << runtime::to_string(rr.getModeUsed()) << ", " << rr.getPartitions()
+                << " partitions, " << rr.getRetries() << " retries, coordinator "
+                << rr.getNode().cStr() << ")\n";
+    return 0;
+  } catch (const kj::Exception& e) {
+    std::cerr << "wharf report: cannot reach " << o.connect << ": "
+              << e.getDescription().cStr() << "\n";
+    return 3;
+  }
+}
+
+} // namespace wharf::cli
