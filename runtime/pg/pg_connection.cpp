@@ -298,6 +298,10 @@ std::string pg_connection::quote_identifier(const std::string& name) {
 namespace wharf::runtime {
 
 std::shared_ptr<pg_pool> pg_pool::make(std::string dsn, size_t max_size) {
+  // Name the connections so operators can tell wharf's sessions apart in pg_stat_activity
+  // (a DSN that names its own application keeps it).
+  if (dsn.find("application_name") == std::string::npos && dsn.find("://") == std::string::npos)
+    dsn += " application_name=wharf";
   return std::shared_ptr<pg_pool>(new pg_pool(std::move(dsn), std::max<size_t>(1, max_size)));
 }
 

@@ -114,7 +114,8 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-/// A per-node pool of connections to one DSN. `acquire` hands out an idle connection or opens
+/// A per-node pool of connections to one DSN (sessions are named `application_name=wharf`
+/// unless the DSN names one). `acquire` hands out an idle connection or opens
 /// a new one (at most `max_size` exist; callers beyond wait). A lease returns its connection
 /// on destruction unless it broke. Thread-safe; blocking (use from detached actors).
 class pg_pool : public std::enable_shared_from_this<pg_pool> {

@@ -393,7 +393,8 @@ private:
     return json_reply(response, status, {{"error_code", code}, {"error_message", msg}});
   }
 
-  // POST /v1/reports, GET /v1/reports/{id}, GET /v1/reports/{id}/rows?offset=&limit=
+  // POST /v1/reports, GET /v1/reports/{id}, DELETE /v1/reports/{id} (cancel),
+  // GET /v1/reports/{id}/rows?offset=&limit=
   kj::Promise<void> reports(kj::HttpMethod method, const std::string& url,
                             kj::AsyncInputStream& body, Response& response) {
     auto path = url.substr(0, url.find('?'));
@@ -411,12 +412,18 @@ private:
       });
     }
     auto rest = path.substr(std::string("/v1/reports/").size());
-    if (method != kj::HttpMethod::GET && method != kj::HttpMethod::HEAD)
-      return json_error(response, 405, "INVALID_ARGUMENT", "use GET " + path);
     auto slash = rest.find('/');
     auto id = rest.substr(0, slash);
     if (id.empty())
       return json_error(response, 404, "NOT_FOUND", "no report id in the path");
+    if (method == kj::HttpMethod::DELETE && slash == std::string::npos) {
+      capnp::MallocMessageBuilder mb;
+      mb.initRoot<reports::ApiCall>().setCancel(id);
+      return answer_report(response, message_bytes(mb));
+    }
+    if (method != kj::HttpMethod::GET && method != kj::HttpMethod::HEAD)
+      return json_error(response, 405, "INVALID_ARGUMENT",
+                        "use GET " + path + (slash == std::string::npos ? " or DELETE" : ""));
     if (slash == std::string::npos) {
       capnp::MallocMessageBuilder mb;
       mb.initRoot<reports::ApiCall>().setStatus(id);
