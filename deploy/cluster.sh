@@ -2,7 +2,7 @@
 # cluster.sh: starts, inspects and stops a local N-node wharf cluster on 127.0.0.1.
 #
 # Usage:
-#   deploy/cluster.sh up N [--base-port P] [--dir DIR] [--durability sync|group]
+#   deploy/cluster.sh up N [--base-port P] [--dir DIR] [--durability sync|group] [--config FILE]
 #   deploy/cluster.sh status [--dir DIR]
 #   deploy/cluster.sh down [--dir DIR]
 #   deploy/cluster.sh start-node I [--dir DIR]     (internal: used by `up` and deploy/demo.sh)
@@ -10,8 +10,12 @@
 # Node i (1-based) is named n<i> and listens on cluster port P+10*(i-1), RPC port +1 and
 # HTTP port +2 (n1 = 7100/7101/7102, n2 = 7110/7111/7112, ...). Every node seeds from n1's
 # cluster port (n1 seeding itself starts a new cluster) and keeps its RocksDB under DIR/data.
+# With --config FILE every node also gets `--config FILE` (a wharf-node TOML file, e.g. with
+# [analytics] and [[reports]]); the flags above still override the file's name, host, ports,
+# data_dir, seeds and durability.
 # Layout of DIR: logs/n<i>.log, pids/n<i>.pid, data/n<i>/, cluster.env (N, BASE_PORT,
-# DURABILITY, WHARF_CONNECT = n1's RPC address; `source` it in scripts).
+# DURABILITY, CONFIG = the config file's absolute path or empty, WHARF_CONNECT = n1's RPC
+# address; `source` it in scripts).
 #
 # Environment:
 #   WHARF_CLUSTER_DIR  default DIR (default /tmp/wharf-cluster)
@@ -31,7 +35,7 @@ prog="deploy/cluster.sh"
 usage() {
   cat <<EOF
 Usage:
-  $prog up N [--base-port P] [--dir DIR] [--durability sync|group]
+  $prog up N [--base-port P] [--dir DIR] [--durability sync|group] [--config FILE]
   $prog status [--dir DIR]
   $prog down [--dir DIR]
   $prog start-node I [--dir DIR]   (internal: (re)start node n<I> of the cluster in DIR)
@@ -44,6 +48,10 @@ Options:
   --dir DIR         cluster directory: logs/, pids/, data/, cluster.env
                     (default \$WHARF_CLUSTER_DIR or /tmp/wharf-cluster)
   --durability M    sync (fsync every commit, default) or group (group commit)
+  --config FILE     pass \`--config FILE\` (wharf-node TOML) to every node; kept in
+                    cluster.env, so \`start-node\` uses it too. The flags this script
+                    passes win over the file: name, host, cluster/RPC/HTTP ports,
+                    data dir, seed and durability
   -h, --help        show this text
 
 Binaries come from \$WHARF_BIN_DIR, else $repo_dir/build/apps.
@@ -75,8 +83,10 @@ count=""
 dir="${WHARF_CLUSTER_DIR:-/tmp/wharf-cluster}"
 base_port="${WHARF_BASE_PORT:-7100}"
 durability="sync"
+config=""
 base_port_given=0
 durability_given=0
+config_given=0
 
 [ $# -gt 0 ] || { usage >&2; exit 2; }
 case "$1" in
@@ -99,6 +109,10 @@ while [ $# -gt 0 ]; do
       [ $# -ge 2 ] || usage_error "--durability needs a value"
       durability="$2"; durability_given=1; shift 2 ;;
     --durability=*) durability="${1#*=}"; durability_given=1; shift ;;
+    --config)
+      [ $# -ge 2 ] || usage_error "--config needs a value"
+      config="$2"; config_given=1; shift 2 ;;
+    --config=*) config="${1#*=}"; config_given=1; shift ;;
     -*) usage_error "unknown option '$1' for '$cmd'" ;;
     *)
       # The one positional argument: N for `up`, I for `start-node`.
@@ -109,11 +123,15 @@ while [ $# -gt 0 ]; do
       fi ;;
   esac
 done
-if [ "$cmd" != up ] && { [ $base_port_given = 1 ] || [ $durability_given = 1 ]; }; then
-  usage_error "--base-port and --durability only apply to 'up'"
+if [ "$cmd" != up ] && { [ $base_port_given = 1 ] || [ $durability_given = 1 ] || [ $config_given = 1 ]; }; then
+  usage_error "--base-port, --durability and --config only apply to 'up'"
 fi
 [ -n "$dir" ] || usage_error "--dir must not be empty"
 case "$dir" in /*) ;; *) dir="$PWD/$dir" ;; esac
+if [ $config_given = 1 ]; then
+  [ -n "$config" ] || usage_error "--config must not be empty"
+  case "$config" in /*) ;; *) config="$PWD/$config" ;; esac
+fi
 
 bin_dir="${WHARF_BIN_DIR:-$repo_dir/build/apps}"
 up_timeout="${WHARF_UP_TIMEOUT:-20}"
@@ -190,6 +208,7 @@ load_env() {
   # shellcheck disable=SC2153  # BASE_PORT comes from cluster.env
   base_port="${BASE_PORT:-}"
   durability="${DURABILITY:-sync}"
+  config="${CONFIG:-}"
   if ! is_uint "$count" || ! is_uint "$base_port"; then
     die "$env_file is damaged (N='$count', BASE_PORT='$base_port'); run '$prog down --dir $dir' and 'up' again"
   fi
@@ -213,7 +232,11 @@ launch_node() {
     die "$name is already running (pid $(cat "$pid_file")); stop it first"
   fi
   rm -f "$pid_file"
-  local p
+  local p config_args=()
+  if [ -n "$config" ]; then
+    [ -r "$config" ] || die "config file $config (from --config) is missing or unreadable"
+    config_args=(--config "$config")
+  fi
   for p in "$(cluster_port_of "$i")" "$(rpc_port_of "$i")" "$(http_port_of "$i")"; do
     if port_in_use "$p"; then
       die "port $p (for $name) is already in use on 127.0.0.1; pick another --base-port"
@@ -223,6 +246,7 @@ launch_node() {
   # shellcheck disable=SC2016  # $$ and $@ expand in the child shell, on purpose
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pid_file" \
     "$bin_dir/wharf-node" \
+    "${config_args[@]}" \
     --name "$name" \
     --host 127.0.0.1 \
     --cluster-port "$(cluster_port_of "$i")" \
@@ -263,6 +287,7 @@ write_env() {
     echo "N=$count"
     echo "BASE_PORT=$base_port"
     echo "DURABILITY=$durability"
+    printf 'CONFIG=%q\n' "$config"
     echo "WHARF_CONNECT=127.0.0.1:$(rpc_port_of 1)"
   } >"$tmp"
   mv "$tmp" "$env_file"
@@ -322,6 +347,9 @@ cmd_up() {
   [ $((base_port + 10 * (count - 1) + 2)) -le 65535 ] ||
     usage_error "--base-port $base_port leaves no room for $count nodes (ports go up to P+10*(N-1)+2)"
   case "$durability" in sync|group) ;; *) usage_error "--durability must be sync or group, got '$durability'" ;; esac
+  if [ -n "$config" ]; then
+    if [ ! -f "$config" ] || [ ! -r "$config" ]; then usage_error "--config: $config is not a readable file"; fi
+  fi
   check_binaries
 
   if [ -d "$pid_dir" ]; then
@@ -347,7 +375,7 @@ cmd_up() {
   mkdir -p "$pid_dir" "$log_dir" "$data_dir"
   write_env
 
-  echo "starting $count node(s) in $dir (ports $base_port..$((base_port + 10 * (count - 1) + 2)), durability $durability)"
+  echo "starting $count node(s) in $dir (ports $base_port..$((base_port + 10 * (count - 1) + 2)), durability $durability${config:+, config $config})"
   for ((i = 1; i <= count; i++)); do
     launch_node "$i"
     # n1 is every node's seed: give it a head start so the others join at once.
@@ -417,7 +445,7 @@ cmd_status() {
   load_env
   check_binaries
   local i pid code first_rpc="" healthy=0
-  echo "cluster in $dir: $count node(s), base port $base_port, durability $durability"
+  echo "cluster in $dir: $count node(s), base port $base_port, durability $durability${config:+, config $config}"
   for ((i = 1; i <= count; i++)); do
     if pid="$(live_pid "$pid_dir/n$i.pid")"; then
       code="$(health_code "$i")"
