@@ -148,6 +148,7 @@ struct ReportDef {
   columnTypes @8 :List(Column);   # PostgreSQL types (format_type) of the referenced columns
   keyKinds @9 :List(Text);        # per group-by column: int | float | bool | text
   keyAsText @10 :List(Bool);      # selected as ::text (types without a native decoding)
+  notNull @11 :List(Text);        # referenced columns declared NOT NULL (count(c) = count(*))
 }
 
 # Rows with lo <= partitionColumn < hi.

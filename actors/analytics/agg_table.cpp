@@ -1,11 +1,13 @@
 #include "actors/analytics/agg_table.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "actors/analytics/capnp_io.hpp"
 #include "protocols/analytics.capnp.h"
@@ -22,286 +24,177 @@ const char* to_string(key_kind x) noexcept {
   return "text";
 }
 
-// Key bytes live in fixed blocks, so the string_views in the index never move.
-struct agg_table::arena {
-  static constexpr size_t block = 1 << 20;
-  std::vector<std::unique_ptr<char[]>> blocks;
-  size_t used = block;
-  std::string_view copy(std::string_view s) {
-    if (s.size() > block) {
-      blocks.emplace_back(new char[s.size()]);
-      std::memcpy(blocks.back().get(), s.data(), s.size());
-      auto out = std::string_view(blocks.back().get(), s.size());
-      // Keep filling the previous block: move the big one before it.
-      if (blocks.size() >= 2)
-        std::swap(blocks[blocks.size() - 1], blocks[blocks.size() - 2]);
-      return out;
-    }
-    if (used + s.size() > block) {
-      blocks.emplace_back(new char[block]);
-      used = 0;
-    }
-    char* p = blocks.back().get() + used;
-    std::memcpy(p, s.data(), s.size());
-    used += s.size();
-    return std::string_view(p, s.size());
+state_shape::state_shape(const table_spec& spec) {
+  for (auto fn : spec.aggs) {
+    sum |= fn == agg_fn::sum || fn == agg_fn::avg;
+    min |= fn == agg_fn::min;
+    max |= fn == agg_fn::max;
+    distinct |= fn == agg_fn::count_distinct;
   }
-};
-
-agg_table::agg_table(table_spec spec)
-  : spec_(std::move(spec)), na_(spec_.aggs.size()), arena_(std::make_unique<arena>()) {
-  for (auto fn : spec_.aggs) {
-    need_sum_ |= fn == agg_fn::sum || fn == agg_fn::avg;
-    need_min_ |= fn == agg_fn::min;
-    need_max_ |= fn == agg_fn::max;
-    need_distinct_ |= fn == agg_fn::count_distinct;
-  }
+  words_per_agg = 1 + (sum ? 1 : 0) + (min ? 1 : 0) + (max ? 1 : 0);
 }
+
+namespace {
+
+inline double getd(const uint64_t* p) {
+  double d;
+  std::memcpy(&d, p, sizeof(d));
+  return d;
+}
+
+inline void setd(uint64_t* p, double d) {
+  std::memcpy(p, &d, sizeof(d));
+}
+
+inline uint32_t key_len(const uint64_t* rec) {
+  return static_cast<uint32_t>(rec[0] >> 32);
+}
+
+inline uint32_t group_of(const uint64_t* rec) {
+  return static_cast<uint32_t>(rec[0]);
+}
+
+constexpr size_t block_words = size_t{1} << 17; // 1 MiB
+
+} // namespace
+
+// Record: [key length << 32 | group index][states][key bytes, padded to words].
+agg_table::agg_table(table_spec spec)
+  : spec_(std::move(spec)), na_(spec_.aggs.size()), shape_(spec_), wpa_(shape_.words_per_agg),
+    state_words_(na_ * wpa_) {}
 
 agg_table::agg_table(agg_table&&) noexcept = default;
 agg_table& agg_table::operator=(agg_table&&) noexcept = default;
 agg_table::~agg_table() = default;
 
-uint32_t agg_table::group(std::string_view key) {
-  auto it = index_.find(key);
-  if (it != index_.end())
-    return it->second;
-  auto g = static_cast<uint32_t>(keys_.size());
-  auto stored = arena_->copy(key);
-  index_.emplace(stored, g);
-  keys_.push_back(stored);
-  counts_.resize(counts_.size() + na_, 0);
-  if (need_sum_)
-    sums_.resize(sums_.size() + na_, 0.0);
-  if (need_min_)
-    mins_.resize(mins_.size() + na_, 0.0);
-  if (need_max_)
-    maxs_.resize(maxs_.size() + na_, 0.0);
-  if (need_distinct_)
+void agg_table::grow() {
+  size_t cap = slots_.empty() ? 1024 : slots_.size() * 2;
+  std::vector<slot> next(cap, slot{0, nullptr});
+  size_t mask = cap - 1;
+  for (auto& s : slots_) {
+    if (!s.rec)
+      continue;
+    auto i = s.hash & mask;
+    while (next[i].rec)
+      i = (i + 1) & mask;
+    next[i] = s;
+  }
+  slots_ = std::move(next);
+  mask_ = mask;
+}
+
+uint64_t agg_table::hash(std::string_view key) {
+  return XXH3_64bits(key.data(), key.size());
+}
+
+uint64_t* agg_table::state(std::string_view key, uint64_t h) {
+  if ((records_.size() + 1) * 10 > slots_.size() * 7)
+    grow();
+  auto i = h & mask_;
+  while (true) {
+    auto& s = slots_[i];
+    if (!s.rec)
+      break;
+    if (s.hash == h && key_len(s.rec) == key.size()
+        && std::memcmp(s.rec + 1 + state_words_, key.data(), key.size()) == 0)
+      return s.rec + 1;
+    i = (i + 1) & mask_;
+  }
+  // A new group: its record goes at the end of the current block.
+  auto words = 1 + state_words_ + (key.size() + 7) / 8;
+  if (block_used_ + words > block_size_) {
+    block_size_ = std::max(block_words, words);
+    blocks_.emplace_back(new uint64_t[block_size_]);
+    block_used_ = 0;
+  }
+  uint64_t* rec = blocks_.back().get() + block_used_;
+  block_used_ += words;
+  auto g = static_cast<uint32_t>(records_.size());
+  rec[0] = (uint64_t{static_cast<uint32_t>(key.size())} << 32) | g;
+  std::fill(rec + 1, rec + 1 + state_words_, uint64_t{0});
+  std::memcpy(rec + 1 + state_words_, key.data(), key.size());
+  records_.push_back(rec);
+  if (shape_.distinct)
     distinct_.resize(distinct_.size() + na_);
-  return g;
+  slots_[i] = slot{h, rec};
+  return rec + 1;
 }
 
-void agg_table::add_value(uint32_t g, size_t a, double v) {
-  auto i = g * na_ + a;
-  bool first = counts_[i] == 0;
-  counts_[i] += 1;
-  if (need_sum_)
-    sums_[i] += v;
-  if (need_min_ && (first || v < mins_[i]))
-    mins_[i] = v;
-  if (need_max_ && (first || v > maxs_[i]))
-    maxs_[i] = v;
+void agg_table::add_value(uint64_t* st, size_t a, double v) {
+  auto* p = st + a * wpa_;
+  bool first = p[0] == 0;
+  p[0] += 1;
+  size_t f = 1;
+  if (shape_.sum) {
+    setd(p + f, getd(p + f) + v);
+    ++f;
+  }
+  if (shape_.min) {
+    if (first || v < getd(p + f))
+      setd(p + f, v);
+    ++f;
+  }
+  if (shape_.max && (first || v > getd(p + f)))
+    setd(p + f, v);
 }
 
-void agg_table::add_distinct(uint32_t g, size_t a, std::string_view v) {
-  distinct_[g * na_ + a].emplace(v);
-}
-
-void agg_table::add_state(uint32_t g, size_t a, int64_t count, double sum, double min,
+void agg_table::add_state(uint64_t* st, size_t a, int64_t count, double sum, double min,
                           double max) {
   if (count <= 0)
     return;
-  auto i = g * na_ + a;
-  bool first = counts_[i] == 0;
-  counts_[i] += count;
-  if (need_sum_)
-    sums_[i] += sum;
-  if (need_min_ && (first || min < mins_[i]))
-    mins_[i] = min;
-  if (need_max_ && (first || max > maxs_[i]))
-    maxs_[i] = max;
+  auto* p = st + a * wpa_;
+  bool first = p[0] == 0;
+  p[0] += static_cast<uint64_t>(count);
+  size_t f = 1;
+  if (shape_.sum) {
+    setd(p + f, getd(p + f) + sum);
+    ++f;
+  }
+  if (shape_.min) {
+    if (first || min < getd(p + f))
+      setd(p + f, min);
+    ++f;
+  }
+  if (shape_.max && (first || max > getd(p + f)))
+    setd(p + f, max);
 }
 
-void agg_table::merge(const agg_table& other) {
-  index_.reserve(index_.size() + other.groups() / 2);
-  for (uint32_t og = 0; og < other.groups(); ++og) {
-    auto g = group(other.keys_[og]);
-    for (size_t a = 0; a < na_; ++a) {
-      auto j = og * na_ + a;
-      if (spec_.aggs[a] == agg_fn::count_distinct) {
-        auto& into = distinct_[g * na_ + a];
-        for (auto& v : other.distinct_[j])
-          into.insert(v);
-      } else if (spec_.aggs[a] == agg_fn::count) {
-        counts_[g * na_ + a] += other.counts_[j];
-      } else {
-        add_state(g, a, other.counts_[j], other.sums_.empty() ? 0 : other.sums_[j],
-                  other.mins_.empty() ? 0 : other.mins_[j],
-                  other.maxs_.empty() ? 0 : other.maxs_[j]);
-      }
-    }
-  }
-  for (auto p : other.partitions_)
-    if (std::find(partitions_.begin(), partitions_.end(), p) == partitions_.end())
-      partitions_.push_back(p);
+void agg_table::add_distinct(uint64_t* st, size_t a, std::string_view v) {
+  auto g = group_of(st - 1);
+  distinct_[g * na_ + a].emplace(v);
 }
 
-std::string agg_table::encode_chunk(uint64_t offset, uint32_t limit) const {
-  auto first = std::min<uint64_t>(offset, groups());
-  auto n = static_cast<uint32_t>(std::min<uint64_t>(limit, groups() - first));
-  size_t key_bytes = 0;
-  for (uint32_t i = 0; i < n; ++i)
-    key_bytes += keys_[first + i].size();
-  capnp::MallocMessageBuilder mb(static_cast<unsigned>(
-    std::min<size_t>(64 + key_bytes / 8 + n * na_ * 4, 1u << 28)));
-  auto c = mb.initRoot<reports::WorkerReply>().initChunk();
-  auto ps = c.initPartitionIds(static_cast<unsigned>(partitions_.size()));
-  for (unsigned i = 0; i < partitions_.size(); ++i)
-    ps.set(i, partitions_[i]);
-  c.setTotalGroups(groups());
-  c.setOffset(first);
-  c.setGroups(n);
-  auto keys = c.initKeys(static_cast<unsigned>(key_bytes));
-  size_t at = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    auto k = keys_[first + i];
-    std::memcpy(keys.begin() + at, k.data(), k.size());
-    at += k.size();
-  }
-  auto m = static_cast<unsigned>(n * na_);
-  auto base = first * na_;
-  auto counts = c.initCounts(m);
-  for (unsigned i = 0; i < m; ++i)
-    counts.set(i, counts_[base + i]);
-  auto fill = [&](const std::vector<double>& src, auto list) {
-    for (unsigned i = 0; i < m; ++i)
-      list.set(i, src[base + i]);
-  };
-  if (need_sum_)
-    fill(sums_, c.initSums(m));
-  if (need_min_)
-    fill(mins_, c.initMins(m));
-  if (need_max_)
-    fill(maxs_, c.initMaxs(m));
-  if (need_distinct_) {
-    auto d = c.initDistinct(m);
-    for (unsigned i = 0; i < m; ++i) {
-      std::string blob;
-      for (auto& v : distinct_[base + i]) {
-        uint32_t len = static_cast<uint32_t>(v.size());
-        char hdr[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16),
-                       static_cast<char>(len >> 8), static_cast<char>(len)};
-        blob.append(hdr, 4).append(v);
-      }
-      d.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(blob.data()), blob.size()));
-    }
-  }
-  return message_bytes(mb);
+std::string_view agg_table::key(uint32_t g) const {
+  auto* rec = records_[g];
+  return std::string_view(reinterpret_cast<const char*>(rec + 1 + state_words_), key_len(rec));
 }
 
-namespace {
-
-// Splits one length-prefixed key of `nkeys` columns off `p`; nullopt when malformed.
-std::optional<size_t> key_length(const char* p, size_t avail, size_t nkeys) {
-  size_t at = 0;
-  for (size_t k = 0; k < nkeys; ++k) {
-    if (avail - at < 4)
-      return std::nullopt;
-    auto len = static_cast<int32_t>(be32(p + at));
-    at += 4;
-    if (len < -1 || (len > 0 && static_cast<size_t>(len) > avail - at))
-      return std::nullopt;
-    if (len > 0)
-      at += static_cast<size_t>(len);
-  }
-  return at;
+int64_t agg_table::count(uint32_t g, size_t a) const {
+  return static_cast<int64_t>(records_[g][1 + a * wpa_]);
 }
 
-} // namespace
+double agg_table::sum(uint32_t g, size_t a) const {
+  return shape_.sum ? getd(records_[g] + 1 + a * wpa_ + 1) : 0;
+}
 
-caf::expected<chunk_info> merge_chunk(agg_table& into, std::string_view reply) {
-  auto bad = [](const std::string& why) {
-    return make_error(report_errc::internal, "malformed partial chunk: " + why);
-  };
-  try {
-    flat_reader rd{reply};
-    if (!rd.ok())
-      return bad("not a Cap'n Proto message");
-    auto root = rd.get<reports::WorkerReply>();
-    if (!root.isChunk())
-      return bad("not a chunk");
-    auto c = root.getChunk();
-    auto n = c.getGroups();
-    auto na = into.aggregates();
-    auto m = static_cast<size_t>(n) * na;
-    auto counts = c.getCounts();
-    auto sums = c.getSums();
-    auto mins = c.getMins();
-    auto maxs = c.getMaxs();
-    auto distinct = c.getDistinct();
-    bool need_sum = false, need_min = false, need_max = false, need_distinct = false;
-    for (auto fn : into.spec().aggs) {
-      need_sum |= fn == agg_fn::sum || fn == agg_fn::avg;
-      need_min |= fn == agg_fn::min;
-      need_max |= fn == agg_fn::max;
-      need_distinct |= fn == agg_fn::count_distinct;
-    }
-    if (counts.size() != m || (need_sum && sums.size() != m) || (need_min && mins.size() != m)
-        || (need_max && maxs.size() != m) || (need_distinct && distinct.size() != m))
-      return bad("state vectors do not match " + std::to_string(n) + " groups");
-    auto keys = c.getKeys();
-    auto* p = reinterpret_cast<const char*>(keys.begin());
-    size_t avail = keys.size();
-    // Validate every key before merging anything.
-    std::vector<std::string_view> ks;
-    ks.reserve(n);
-    size_t at = 0;
-    for (uint32_t g = 0; g < n; ++g) {
-      auto len = key_length(p + at, avail - at, into.spec().keys.size());
-      if (!len)
-        return bad("key " + std::to_string(g) + " is truncated");
-      ks.emplace_back(p + at, *len);
-      at += *len;
-    }
-    if (at != avail)
-      return bad("trailing key bytes");
-    for (uint32_t g = 0; g < n; ++g) {
-      auto tg = into.group(ks[g]);
-      for (size_t a = 0; a < na; ++a) {
-        auto i = static_cast<unsigned>(g * na + a);
-        switch (into.spec().aggs[a]) {
-          case agg_fn::count:
-            into.add_rows(tg, a, counts[i]);
-            break;
-          case agg_fn::count_distinct: {
-            auto d = distinct[i];
-            auto* q = reinterpret_cast<const char*>(d.begin());
-            size_t pos = 0;
-            while (pos < d.size()) {
-              if (d.size() - pos < 4)
-                return bad("distinct set truncated");
-              auto len = be32(q + pos);
-              pos += 4;
-              if (len > d.size() - pos)
-                return bad("distinct value truncated");
-              into.add_distinct(tg, a, std::string_view(q + pos, len));
-              pos += len;
-            }
-            break;
-          }
-          default:
-            into.add_state(tg, a, counts[i], need_sum ? sums[i] : 0, need_min ? mins[i] : 0,
-                           need_max ? maxs[i] : 0);
-        }
-      }
-    }
-    chunk_info info;
-    for (auto id : c.getPartitionIds())
-      info.partitions.push_back(id);
-    info.total_groups = c.getTotalGroups();
-    info.groups = n;
-    return info;
-  } catch (const kj::Exception& e) {
-    return bad(e.getDescription().cStr());
-  }
+double agg_table::min(uint32_t g, size_t a) const {
+  return shape_.min ? getd(records_[g] + 1 + a * wpa_ + 1 + (shape_.sum ? 1 : 0)) : 0;
+}
+
+double agg_table::max(uint32_t g, size_t a) const {
+  return shape_.max
+           ? getd(records_[g] + 1 + a * wpa_ + 1 + (shape_.sum ? 1 : 0) + (shape_.min ? 1 : 0))
+           : 0;
 }
 
 std::vector<cell> agg_table::decode_key(uint32_t g) const {
+  return actors::decode_key(key(g), spec_.keys);
+}
+
+std::vector<cell> decode_key(std::string_view k, const std::vector<key_kind>& kinds) {
   std::vector<cell> out;
-  auto k = keys_[g];
   size_t at = 0;
-  for (auto kind : spec_.keys) {
+  for (auto kind : kinds) {
     auto len = static_cast<int32_t>(be32(k.data() + at));
     at += 4;
     if (len < 0) {
@@ -347,53 +240,427 @@ std::vector<cell> agg_table::decode_key(uint32_t g) const {
   return out;
 }
 
-cell agg_table::final_value(uint32_t g, size_t a) const {
-  auto i = g * na_ + a;
-  switch (spec_.aggs[a]) {
+namespace {
+
+int64_t int_of(const char* p, int32_t len) {
+  return len == 8 ? static_cast<int64_t>(be64(p))
+         : len == 4 ? static_cast<int64_t>(static_cast<int32_t>(be32(p)))
+         : len == 2 ? static_cast<int64_t>(be16(p))
+                    : 0;
+}
+
+double float_of(const char* p, int32_t len) {
+  if (len == 8) {
+    auto bits = be64(p);
+    double d;
+    std::memcpy(&d, &bits, 8);
+    return d;
+  }
+  if (len == 4) {
+    auto bits = be32(p);
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+  return 0;
+}
+
+// A 64-bit value ordered like the key's field at byte offset `at` (ties are settled by
+// compare_keys); `at` moves past the field.
+uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at) {
+  auto len = static_cast<int32_t>(be32(k.data() + at));
+  const char* p = k.data() + at + 4;
+  at += 4 + (len > 0 ? static_cast<size_t>(len) : 0);
+  if (len < 0)
+    return UINT64_MAX; // NULLs last
+  switch (kind) {
+    case key_kind::integer:
+      return static_cast<uint64_t>(int_of(p, len)) ^ (uint64_t{1} << 63);
+    case key_kind::floating: {
+      auto d = float_of(p, len);
+      uint64_t bits;
+      std::memcpy(&bits, &d, 8);
+      return (bits >> 63) ? ~bits : bits | (uint64_t{1} << 63);
+    }
+    case key_kind::boolean:
+    case key_kind::text: {
+      uint64_t x = 0;
+      for (int32_t i = 0; i < 8; ++i)
+        x = (x << 8) | (i < len ? static_cast<unsigned char>(p[i]) : 0u);
+      return x;
+    }
+  }
+  return 0;
+}
+
+} // namespace
+
+int compare_keys(std::string_view a, std::string_view b, const std::vector<key_kind>& kinds) {
+  size_t i = 0, j = 0;
+  for (auto kind : kinds) {
+    auto la = static_cast<int32_t>(be32(a.data() + i));
+    auto lb = static_cast<int32_t>(be32(b.data() + j));
+    i += 4;
+    j += 4;
+    const char* pa = a.data() + i;
+    const char* pb = b.data() + j;
+    i += la > 0 ? static_cast<size_t>(la) : 0;
+    j += lb > 0 ? static_cast<size_t>(lb) : 0;
+    if (la < 0 || lb < 0) {
+      if (la < 0 && lb < 0)
+        continue;
+      return la < 0 ? 1 : -1;
+    }
+    int c = 0;
+    switch (kind) {
+      case key_kind::integer: {
+        auto x = int_of(pa, la), y = int_of(pb, lb);
+        c = x < y ? -1 : x > y ? 1 : 0;
+        break;
+      }
+      case key_kind::floating: {
+        auto x = float_of(pa, la), y = float_of(pb, lb);
+        c = x < y ? -1 : x > y ? 1 : 0;
+        break;
+      }
+      case key_kind::boolean:
+      case key_kind::text: {
+        auto n = static_cast<size_t>(std::min(la, lb));
+        c = n ? std::memcmp(pa, pb, n) : 0;
+        if (c == 0)
+          c = la < lb ? -1 : la > lb ? 1 : 0;
+        break;
+      }
+    }
+    if (c != 0)
+      return c;
+  }
+  return 0;
+}
+
+std::vector<uint32_t> agg_table::sorted() const {
+  // Sort on the first two key fields' 64-bit prefixes; only ties look at the records.
+  struct item {
+    uint64_t p1;
+    uint64_t p2;
+    uint32_t g;
+  };
+  std::vector<item> xs(groups());
+  for (uint32_t g = 0; g < groups(); ++g) {
+    auto k = key(g);
+    size_t at = 0;
+    uint64_t p1 = spec_.keys.size() > 0 ? sort_prefix(k, spec_.keys[0], at) : 0;
+    uint64_t p2 = spec_.keys.size() > 1 ? sort_prefix(k, spec_.keys[1], at) : 0;
+    xs[g] = item{p1, p2, g};
+  }
+  std::sort(xs.begin(), xs.end(), [this](const item& x, const item& y) {
+    if (x.p1 != y.p1)
+      return x.p1 < y.p1;
+    if (x.p2 != y.p2)
+      return x.p2 < y.p2;
+    return compare_keys(key(x.g), key(y.g), spec_.keys) < 0;
+  });
+  std::vector<uint32_t> out(xs.size());
+  for (size_t i = 0; i < xs.size(); ++i)
+    out[i] = xs[i].g;
+  return out;
+}
+
+// -- sorted partials --
+
+sorted_partial::sorted_partial(table_spec s) : spec(std::move(s)) {}
+
+cell sorted_partial::final_value(size_t g, size_t a) const {
+  auto i = g * spec.aggs.size() + a;
+  auto n = counts[i];
+  switch (spec.aggs[a]) {
     case agg_fn::count:
-      return counts_[i];
+      return n;
     case agg_fn::count_distinct:
-      return static_cast<int64_t>(distinct_[i].size());
+      return static_cast<int64_t>(distinct[i].size());
     case agg_fn::sum:
-      return counts_[i] > 0 ? cell{sums_[i]} : cell{};
+      return n > 0 ? cell{sums[i]} : cell{};
     case agg_fn::avg:
-      return counts_[i] > 0 ? cell{sums_[i] / static_cast<double>(counts_[i])} : cell{};
+      return n > 0 ? cell{sums[i] / static_cast<double>(n)} : cell{};
     case agg_fn::min:
-      return counts_[i] > 0 ? cell{mins_[i]} : cell{};
+      return n > 0 ? cell{mins[i]} : cell{};
     case agg_fn::max:
-      return counts_[i] > 0 ? cell{maxs_[i]} : cell{};
+      return n > 0 ? cell{maxs[i]} : cell{};
   }
   return {};
 }
 
-std::vector<uint32_t> agg_table::sorted() const {
-  std::vector<std::vector<cell>> decoded;
-  decoded.reserve(groups());
-  for (uint32_t g = 0; g < groups(); ++g)
-    decoded.push_back(decode_key(g));
-  std::vector<uint32_t> order(groups());
-  for (uint32_t g = 0; g < groups(); ++g)
-    order[g] = g;
-  // NULLs sort last, as in PostgreSQL's default ascending order.
-  auto less = [](const cell& a, const cell& b) {
-    bool an = std::holds_alternative<std::monostate>(a);
-    bool bn = std::holds_alternative<std::monostate>(b);
-    if (an || bn)
-      return !an && bn;
-    return a < b;
-  };
-  std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
-    auto& a = decoded[x];
-    auto& b = decoded[y];
-    for (size_t k = 0; k < a.size(); ++k) {
-      if (less(a[k], b[k]))
-        return true;
-      if (less(b[k], a[k]))
-        return false;
+sorted_partial to_sorted(const agg_table& t) {
+  state_shape shape{t.spec()};
+  sorted_partial out{t.spec()};
+  auto na = t.aggregates();
+  auto order = t.sorted();
+  out.keys.reserve(order.size());
+  out.counts.reserve(order.size() * na);
+  if (shape.sum)
+    out.sums.reserve(order.size() * na);
+  if (shape.min)
+    out.mins.reserve(order.size() * na);
+  if (shape.max)
+    out.maxs.reserve(order.size() * na);
+  for (auto g : order) {
+    out.keys.push_back(t.key(g));
+    for (size_t a = 0; a < na; ++a) {
+      out.counts.push_back(t.count(g, a));
+      if (shape.sum)
+        out.sums.push_back(t.sum(g, a));
+      if (shape.min)
+        out.mins.push_back(t.min(g, a));
+      if (shape.max)
+        out.maxs.push_back(t.max(g, a));
+      if (shape.distinct)
+        out.distinct.push_back(t.distinct(g, a));
     }
-    return false;
-  });
-  return order;
+  }
+  out.partitions = t.partitions();
+  return out;
+}
+
+namespace {
+
+// Appends group g of `from` to `out`, or combines it into `out`'s last group.
+void take(sorted_partial& out, const sorted_partial& from, size_t g, bool combine,
+          const state_shape& shape) {
+  auto na = out.spec.aggs.size();
+  if (!combine) {
+    out.keys.push_back(from.keys[g]);
+    for (size_t a = 0; a < na; ++a) {
+      auto i = g * na + a;
+      out.counts.push_back(from.counts[i]);
+      if (shape.sum)
+        out.sums.push_back(from.sums[i]);
+      if (shape.min)
+        out.mins.push_back(from.mins[i]);
+      if (shape.max)
+        out.maxs.push_back(from.maxs[i]);
+      if (shape.distinct)
+        out.distinct.push_back(from.distinct[i]);
+    }
+    return;
+  }
+  auto base = (out.size() - 1) * na;
+  for (size_t a = 0; a < na; ++a) {
+    auto i = g * na + a;
+    auto o = base + a;
+    auto n = from.counts[i];
+    if (shape.distinct && out.spec.aggs[a] == agg_fn::count_distinct) {
+      for (auto& v : from.distinct[i])
+        out.distinct[o].insert(v);
+    }
+    if (n <= 0)
+      continue;
+    bool first = out.counts[o] == 0;
+    out.counts[o] += n;
+    if (shape.sum)
+      out.sums[o] += from.sums[i];
+    if (shape.min && (first || from.mins[i] < out.mins[o]))
+      out.mins[o] = from.mins[i];
+    if (shape.max && (first || from.maxs[i] > out.maxs[o]))
+      out.maxs[o] = from.maxs[i];
+  }
+}
+
+} // namespace
+
+sorted_partial merge_sorted(const std::vector<const sorted_partial*>& runs,
+                            const table_spec& spec) {
+  state_shape shape{spec};
+  sorted_partial out{spec};
+  size_t total = 0;
+  for (auto* r : runs) {
+    total += r->size();
+    for (auto p : r->partitions)
+      if (std::find(out.partitions.begin(), out.partitions.end(), p) == out.partitions.end())
+        out.partitions.push_back(p);
+  }
+  auto na = spec.aggs.size();
+  out.keys.reserve(total);
+  out.counts.reserve(total * na);
+  std::vector<size_t> at(runs.size(), 0);
+  while (true) {
+    size_t best = runs.size();
+    for (size_t r = 0; r < runs.size(); ++r) {
+      if (at[r] >= runs[r]->size())
+        continue;
+      if (best == runs.size()
+          || compare_keys(runs[r]->keys[at[r]], runs[best]->keys[at[best]], spec.keys) < 0)
+        best = r;
+    }
+    if (best == runs.size())
+      break;
+    auto& run = *runs[best];
+    auto g = at[best]++;
+    bool combine = !out.keys.empty() && compare_keys(out.keys.back(), run.keys[g], spec.keys) == 0;
+    take(out, run, g, combine, shape);
+  }
+  return out;
+}
+
+std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limit) {
+  state_shape shape{p.spec};
+  auto na = p.spec.aggs.size();
+  auto first = std::min<uint64_t>(offset, p.size());
+  auto n = static_cast<uint32_t>(std::min<uint64_t>(limit, p.size() - first));
+  size_t key_bytes = 0;
+  for (uint32_t i = 0; i < n; ++i)
+    key_bytes += p.keys[first + i].size();
+  capnp::MallocMessageBuilder mb(
+    static_cast<unsigned>(std::min<size_t>(64 + key_bytes / 8 + n * na * 4, 1u << 28)));
+  auto c = mb.initRoot<reports::WorkerReply>().initChunk();
+  auto ps = c.initPartitionIds(static_cast<unsigned>(p.partitions.size()));
+  for (unsigned i = 0; i < p.partitions.size(); ++i)
+    ps.set(i, p.partitions[i]);
+  c.setTotalGroups(p.size());
+  c.setOffset(first);
+  c.setGroups(n);
+  auto keys = c.initKeys(static_cast<unsigned>(key_bytes));
+  size_t at = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    auto k = p.keys[first + i];
+    std::memcpy(keys.begin() + at, k.data(), k.size());
+    at += k.size();
+  }
+  auto m = static_cast<unsigned>(n * na);
+  auto base = first * na;
+  auto counts = c.initCounts(m);
+  for (unsigned i = 0; i < m; ++i)
+    counts.set(i, p.counts[base + i]);
+  auto fill = [&](const std::vector<double>& src, auto list) {
+    for (unsigned i = 0; i < m; ++i)
+      list.set(i, src[base + i]);
+  };
+  if (shape.sum)
+    fill(p.sums, c.initSums(m));
+  if (shape.min)
+    fill(p.mins, c.initMins(m));
+  if (shape.max)
+    fill(p.maxs, c.initMaxs(m));
+  if (shape.distinct) {
+    auto d = c.initDistinct(m);
+    for (unsigned i = 0; i < m; ++i) {
+      std::string blob;
+      for (auto& v : p.distinct[base + i]) {
+        auto len = static_cast<uint32_t>(v.size());
+        char hdr[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16),
+                       static_cast<char>(len >> 8), static_cast<char>(len)};
+        blob.append(hdr, 4).append(v);
+      }
+      d.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(blob.data()), blob.size()));
+    }
+  }
+  return message_bytes(mb);
+}
+
+namespace {
+
+// The length of one length-prefixed key of `nkeys` columns at `p`; 0 when malformed.
+size_t key_length(const char* p, size_t avail, size_t nkeys) {
+  size_t at = 0;
+  for (size_t k = 0; k < nkeys; ++k) {
+    if (avail - at < 4)
+      return 0;
+    auto len = static_cast<int32_t>(be32(p + at));
+    at += 4;
+    if (len < -1 || (len > 0 && static_cast<size_t>(len) > avail - at))
+      return 0;
+    if (len > 0)
+      at += static_cast<size_t>(len);
+  }
+  return at;
+}
+
+} // namespace
+
+caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view reply) {
+  auto bad = [](const std::string& why) {
+    return make_error(report_errc::internal, "malformed partial chunk: " + why);
+  };
+  // Keys stay views into `reply`: the reader must not copy it.
+  if (reinterpret_cast<uintptr_t>(reply.data()) % alignof(capnp::word) != 0)
+    return bad("misaligned buffer");
+  state_shape shape{into.spec};
+  try {
+    flat_reader rd{reply};
+    if (!rd.ok())
+      return bad("not a Cap'n Proto message");
+    auto root = rd.get<reports::WorkerReply>();
+    if (!root.isChunk())
+      return bad("not a chunk");
+    auto c = root.getChunk();
+    auto n = c.getGroups();
+    auto na = into.spec.aggs.size();
+    auto m = static_cast<size_t>(n) * na;
+    auto counts = c.getCounts();
+    auto sums = c.getSums();
+    auto mins = c.getMins();
+    auto maxs = c.getMaxs();
+    auto distinct = c.getDistinct();
+    if (counts.size() != m || (shape.sum && sums.size() != m) || (shape.min && mins.size() != m)
+        || (shape.max && maxs.size() != m) || (shape.distinct && distinct.size() != m))
+      return bad("state vectors do not match " + std::to_string(n) + " groups");
+    auto keys = c.getKeys();
+    auto* p = reinterpret_cast<const char*>(keys.begin());
+    size_t avail = keys.size();
+    std::vector<std::string_view> ks;
+    ks.reserve(n);
+    size_t at = 0;
+    for (uint32_t g = 0; g < n; ++g) {
+      auto len = key_length(p + at, avail - at, into.spec.keys.size());
+      if (len == 0)
+        return bad("key " + std::to_string(g) + " is truncated");
+      ks.emplace_back(p + at, len);
+      at += len;
+      auto& prev = g > 0 ? ks[g - 1] : (into.keys.empty() ? ks[g] : into.keys.back());
+      if (&prev != &ks[g] && compare_keys(prev, ks[g], into.spec.keys) >= 0)
+        return bad("keys out of order at group " + std::to_string(g));
+    }
+    if (at != avail)
+      return bad("trailing key bytes");
+    std::vector<distinct_set> sets;
+    if (shape.distinct) {
+      sets.resize(m);
+      for (unsigned i = 0; i < m; ++i) {
+        auto d = distinct[i];
+        auto* q = reinterpret_cast<const char*>(d.begin());
+        size_t pos = 0;
+        while (pos < d.size()) {
+          if (d.size() - pos < 4)
+            return bad("distinct set truncated");
+          auto len = be32(q + pos);
+          pos += 4;
+          if (len > d.size() - pos)
+            return bad("distinct value truncated");
+          sets[i].emplace(q + pos, len);
+          pos += len;
+        }
+      }
+    }
+    into.keys.insert(into.keys.end(), ks.begin(), ks.end());
+    for (unsigned i = 0; i < m; ++i) {
+      into.counts.push_back(counts[i]);
+      if (shape.sum)
+        into.sums.push_back(sums[i]);
+      if (shape.min)
+        into.mins.push_back(mins[i]);
+      if (shape.max)
+        into.maxs.push_back(maxs[i]);
+      if (shape.distinct)
+        into.distinct.push_back(std::move(sets[i]));
+    }
+    chunk_info info;
+    for (auto id : c.getPartitionIds())
+      info.partitions.push_back(id);
+    info.total_groups = c.getTotalGroups();
+    info.groups = n;
+    return info;
+  } catch (const kj::Exception& e) {
+    return bad(e.getDescription().cStr());
+  }
 }
 
 } // namespace wharf::actors

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <deque>
 #include <map>
@@ -51,8 +52,15 @@ kj::StringPtr text(const std::string& s) {
   return kj::StringPtr(s.c_str(), s.size());
 }
 
-std::string result_path(const std::string& id, const std::string& leaf) {
-  return std::string(service_path) + "/results/" + id + "/" + leaf;
+// A stored result: keys "meta" and "page/NNNNNNNN" under this path.
+std::string result_path(const std::string& id) {
+  return std::string(service_path) + "/results/" + id;
+}
+
+std::string page_key(uint64_t page) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "page/%08llu", static_cast<unsigned long long>(page));
+  return buf;
 }
 
 rp::ReadMode to_wire(read_mode m) {
@@ -111,6 +119,10 @@ void write_plan(rp::ReadTask::Builder b, const report_plan& p) {
     ct[i].setType(text(type));
     ++i;
   }
+  auto nn = d.initNotNull(static_cast<unsigned>(p.not_null.size()));
+  i = 0;
+  for (auto& c : p.not_null)
+    nn.set(i++, text(c));
   auto kk = d.initKeyKinds(static_cast<unsigned>(p.key_kinds.size()));
   auto kt = d.initKeyAsText(static_cast<unsigned>(p.key_as_text.size()));
   for (unsigned k = 0; k < kk.size(); ++k) {
@@ -155,6 +167,8 @@ caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
     p.key_kinds.push_back(kind_of(str(k)));
   for (auto k : d.getKeyAsText())
     p.key_as_text.push_back(k);
+  for (auto c : d.getNotNull())
+    p.not_null.insert(str(c));
   if (p.key_kinds.size() != p.def.group_by.size() || p.key_as_text.size() != p.def.group_by.size()
       || p.def.aggregates.empty() || p.def.group_by.empty())
     return make_error(report_errc::invalid_argument, "inconsistent report definition");
@@ -197,9 +211,17 @@ std::string leading_sqlstate(const std::string& msg) {
 // -- worker side: a node's partial of one report --
 
 struct node_report {
-  std::mutex mtx;
+  std::mutex mtx; // guards every member but the contents of `tables[r]` during a read
   std::shared_ptr<const report_plan> plan;
-  std::optional<agg_table> table;
+  // One table per reader: reader r aggregates every partition it reads straight into
+  // tables[r] (no per-partition table and merge). A failed read drops that whole table, and
+  // with it the other partitions it held; `merged` forgets them too, and the coordinator
+  // finds them missing when it collects and reads them again.
+  std::vector<std::unique_ptr<agg_table>> tables;
+  std::set<uint32_t> merged;              // partitions whose rows are in some table
+  std::optional<sorted_partial> collected; // the tables as one sorted run, built by collect
+  std::vector<std::unique_ptr<agg_table>> retired; // folded into `collected` (its keys view them)
+  int running = 0;                     // reads in flight
   std::atomic<bool> stop{false};
   std::set<pg_connection*> active;
   steady::time_point expires;
@@ -208,6 +230,9 @@ struct node_report {
 struct read_job {
   std::shared_ptr<node_report> report;
   partition part;
+  bool collect = false; // page through the merged partial instead of reading
+  uint64_t offset = 0;
+  uint32_t limit = 0;
 };
 
 } // namespace
@@ -218,57 +243,102 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<wharf::actors::read_job>)
 namespace wharf::actors {
 namespace {
 
-std::string run_read(read_job& job, pg_pool& pool) {
+std::string done_reply(uint32_t id, uint64_t rows) {
+  capnp::MallocMessageBuilder mb;
+  auto d = mb.initRoot<rp::WorkerReply>().initDone();
+  d.setPartitionId(id);
+  d.setRowsRead(rows);
+  return message_bytes(mb);
+}
+
+std::string run_read(read_job& job, pg_pool& pool, size_t r) {
   auto& rep = *job.report;
-  if (rep.stop)
-    return worker_error(make_error(report_errc::cancelled, "report released"));
   {
     std::lock_guard<std::mutex> guard{rep.mtx};
-    if (rep.table) {
-      auto& ps = rep.table->partitions();
-      if (std::find(ps.begin(), ps.end(), job.part.id) != ps.end()) {
-        capnp::MallocMessageBuilder mb;
-        auto d = mb.initRoot<rp::WorkerReply>().initDone();
-        d.setPartitionId(job.part.id); // already merged: idempotent
-        return message_bytes(mb);
-      }
-    }
+    if (rep.stop)
+      return worker_error(make_error(report_errc::cancelled, "report released"));
+    if (rep.merged.count(job.part.id))
+      return done_reply(job.part.id, 0); // already read here: idempotent
+    if (rep.tables.size() <= r)
+      rep.tables.resize(r + 1);
+    if (!rep.tables[r])
+      rep.tables[r] = std::make_unique<agg_table>(rep.plan->spec());
+    ++rep.running;
   }
   auto lease = pool.acquire();
-  if (!lease)
+  if (!lease) {
+    std::lock_guard<std::mutex> guard{rep.mtx};
+    --rep.running;
     return worker_error(make_error(report_errc::unavailable,
                                    "database unreachable: " + message_of(lease.error())));
+  }
   {
     std::lock_guard<std::mutex> guard{rep.mtx};
     rep.active.insert(&**lease);
   }
-  agg_table local{rep.plan->spec()};
-  auto rows = read_partition(**lease, *rep.plan, job.part, local, &rep.stop);
+  auto& table = *rep.tables[r]; // only this reader touches it while the read runs
+  auto rows = read_partition(**lease, *rep.plan, job.part, table, &rep.stop);
   std::lock_guard<std::mutex> guard{rep.mtx};
+  --rep.running;
   rep.active.erase(&**lease);
-  if (!rows)
-    return worker_error(rows.error());
-  if (rep.stop)
+  if (!rows || rep.stop) {
+    // The table may hold part of this partition: drop it with everything it held.
+    for (auto id : table.partitions())
+      rep.merged.erase(id);
+    rep.tables[r].reset();
+    if (!rows)
+      return worker_error(rows.error());
     return worker_error(make_error(report_errc::cancelled, "report released"));
-  if (!rep.table)
-    rep.table.emplace(std::move(local));
-  else
-    rep.table->merge(local);
-  capnp::MallocMessageBuilder mb;
-  auto d = mb.initRoot<rp::WorkerReply>().initDone();
-  d.setPartitionId(job.part.id);
-  d.setRowsRead(*rows);
-  return message_bytes(mb);
+  }
+  rep.merged.insert(job.part.id);
+  return done_reply(job.part.id, *rows);
 }
 
-caf::behavior reader_impl(caf::event_based_actor*, std::shared_ptr<pg_pool> pool) {
+// Folds the readers' tables into one sorted run (CPU-heavy, hence on a reader thread) and
+// returns one chunk of it.
+std::string run_collect(read_job& job) {
+  auto& rep = *job.report;
+  std::lock_guard<std::mutex> guard{rep.mtx};
+  if (rep.running > 0)
+    return worker_error(make_error(report_errc::internal, "reads still running"));
+  bool fresh = !rep.collected;
+  for (auto& t : rep.tables)
+    fresh |= t != nullptr;
+  if (fresh) {
+    auto t0 = steady::now();
+    std::vector<sorted_partial> parts;
+    for (auto& t : rep.tables) {
+      if (!t)
+        continue;
+      parts.push_back(to_sorted(*t));
+      rep.retired.push_back(std::move(t));
+    }
+    auto t1 = steady::now();
+    std::vector<const sorted_partial*> runs;
+    if (rep.collected)
+      runs.push_back(&*rep.collected);
+    for (auto& p : parts)
+      runs.push_back(&p);
+    auto merged = merge_sorted(runs, rep.plan->spec());
+    rep.collected.emplace(std::move(merged));
+    auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+    spdlog::debug("report {}: {} tables sorted in {} ms, merged into {} groups in {} ms",
+                  rep.plan->report_id, parts.size(), ms(t1 - t0), rep.collected->size(),
+                  ms(steady::now() - t1));
+  }
+  return encode_chunk(*rep.collected, job.offset, job.limit);
+}
+
+caf::behavior reader_impl(caf::event_based_actor*, std::shared_ptr<pg_pool> pool, size_t index) {
   return {
-    [pool](read_atom, std::shared_ptr<read_job>& job) -> std::string {
+    [pool, index](read_atom, std::shared_ptr<read_job>& job) -> std::string {
+      if (job->collect)
+        return run_collect(*job);
       if (!pool)
         return worker_error(make_error(report_errc::unavailable,
                                        "no database configured on this node (analytics.dsn "
                                        "or WHARF_PG_DSN)"));
-      return run_read(*job, *pool);
+      return run_read(*job, *pool, index);
     },
   };
 }
@@ -351,18 +421,61 @@ void write_columns(capnp::List<rp::Column>::Builder out,
   }
 }
 
-void write_rows(capnp::List<rp::Row>::Builder out, const agg_table& t,
-                const std::vector<uint32_t>& order, size_t from) {
-  auto na = t.aggregates();
+// Writes a group's key cells straight from their binary form (no intermediate strings).
+unsigned write_key(capnp::List<rp::Value>::Builder vals, std::string_view key,
+                   const std::vector<key_kind>& kinds) {
+  size_t at = 0;
+  unsigned c = 0;
+  for (auto kind : kinds) {
+    auto len = static_cast<int32_t>(be32(key.data() + at));
+    at += 4;
+    auto v = vals[c++];
+    if (len < 0) {
+      v.setNull();
+      continue;
+    }
+    const char* p = key.data() + at;
+    at += static_cast<size_t>(len);
+    switch (kind) {
+      case key_kind::integer:
+        v.setInt(len == 8 ? static_cast<int64_t>(be64(p))
+                 : len == 4 ? static_cast<int64_t>(static_cast<int32_t>(be32(p)))
+                            : static_cast<int64_t>(be16(p)));
+        break;
+      case key_kind::floating: {
+        double d;
+        if (len == 8) {
+          auto bits = be64(p);
+          std::memcpy(&d, &bits, 8);
+        } else {
+          auto bits = be32(p);
+          float f;
+          std::memcpy(&f, &bits, 4);
+          d = f;
+        }
+        v.setFloat(d);
+        break;
+      }
+      case key_kind::boolean:
+        v.setBool(len > 0 && p[0] != 0);
+        break;
+      case key_kind::text:
+        v.setText(capnp::Text::Reader(p, static_cast<size_t>(len)));
+        break;
+    }
+  }
+  return c;
+}
+
+void write_rows(capnp::List<rp::Row>::Builder out, const sorted_partial& p, size_t from) {
+  auto na = p.spec.aggs.size();
+  auto nk = p.spec.keys.size();
   for (unsigned r = 0; r < out.size(); ++r) {
-    auto g = order[from + r];
-    auto key = t.decode_key(g);
-    auto vals = out[r].initValues(static_cast<unsigned>(key.size() + na));
-    unsigned c = 0;
-    for (auto& k : key)
-      set_cell(vals[c++], k);
+    auto g = from + r;
+    auto vals = out[r].initValues(static_cast<unsigned>(nk + na));
+    auto c = write_key(vals, p.keys[g], p.spec.keys);
     for (size_t a = 0; a < na; ++a)
-      set_cell(vals[c++], t.final_value(g, a));
+      set_cell(vals[c++], p.final_value(g, a));
   }
 }
 
@@ -398,7 +511,7 @@ struct worker_node {
   std::set<uint32_t> done;
   std::vector<std::string> chunks;
   uint64_t collected = 0;
-  bool complete = false;
+  enum { idle, running, complete } collect = idle;
 };
 
 class coordinator {
@@ -469,14 +582,8 @@ public:
   }
 
   void pump() {
-    if (finished_ || collecting_)
+    if (finished_ || finalizing_)
       return;
-    bool all_done = std::all_of(parts_.begin(), parts_.end(),
-                                [](const part_state& s) { return s.st == part_state::done; });
-    if (all_done) {
-      start_collect();
-      return;
-    }
     bool any_alive = false;
     for (auto& [name, n] : nodes_) {
       if (n.dead)
@@ -490,8 +597,39 @@ public:
         send_read(name, *it);
       }
     }
-    if (!any_alive)
+    if (!any_alive) {
       fail(make_error(report_errc::unavailable, "every worker node failed during the report"));
+      return;
+    }
+    bool queued = std::any_of(parts_.begin(), parts_.end(),
+                              [](const part_state& s) { return s.st == part_state::queued; });
+    // A node is final for this report once nothing is left to hand out and it has no read in
+    // flight: collect it now, while the others still read.
+    if (!queued)
+      for (auto& [name, n] : nodes_)
+        if (!n.dead && n.inflight == 0 && n.collect == worker_node::idle && !n.done.empty()) {
+          n.collect = worker_node::running;
+          n.chunks.clear();
+          n.collected = 0;
+          collect(name);
+        }
+    bool all_read = std::all_of(parts_.begin(), parts_.end(),
+                                [](const part_state& s) { return s.st == part_state::done; });
+    if (!all_read)
+      return;
+    if (!read_logged_) {
+      read_logged_ = true;
+      spdlog::debug("report {}: all {} partitions read after {} ms", a_.id, parts_.size(),
+                    elapsed());
+    }
+    bool all_collected = std::all_of(nodes_.begin(), nodes_.end(), [](const auto& kv) {
+      auto& n = kv.second;
+      return n.dead || n.done.empty() || n.collect == worker_node::complete;
+    });
+    if (all_collected) {
+      finalizing_ = true;
+      finalize();
+    }
   }
 
   void send_read(const std::string& node, part_state& s) {
@@ -527,7 +665,7 @@ public:
   }
 
   part_state* current(const std::string& node, uint32_t id, uint64_t token) {
-    if (finished_ || id >= parts_.size())
+    if (finished_ || finalizing_ || id >= parts_.size())
       return nullptr;
     auto& s = parts_[id];
     if (s.st != part_state::running || s.node != node || s.token != token)
@@ -592,6 +730,8 @@ public:
 
   // A node failed (down, unknown, stopping, no service): everything it read for us is gone.
   void node_failed(const std::string& node, const std::string& why) {
+    if (finalizing_)
+      return;
     auto& n = nodes_[node];
     if (n.dead)
       return;
@@ -610,17 +750,19 @@ public:
       if (finished_)
         return;
     }
-    if (collecting_) {
-      // Other nodes' partials stay valid, but collection restarts once the lost
-      // partitions are read again.
-      collecting_ = false;
-      for (auto& [name, m] : nodes_) {
-        m.chunks.clear();
-        m.collected = 0;
-        m.complete = false;
-      }
-    }
+    restart_collect();
     progress();
+  }
+
+  // Partitions move to other nodes, whose partials change: whatever was collected so far is
+  // stale (answers still in flight are recognised by their round and dropped).
+  void restart_collect() {
+    ++collect_round_;
+    for (auto& [name, m] : nodes_) {
+      m.chunks.clear();
+      m.collected = 0;
+      m.collect = worker_node::idle;
+    }
   }
 
   void on_call_error(const std::string& node, uint32_t id, uint64_t token, caf::error& err) {
@@ -634,24 +776,6 @@ public:
 
   // -- collect --
 
-  void start_collect() {
-    collecting_ = true;
-    bool any = false;
-    for (auto& [name, n] : nodes_) {
-      if (n.dead || n.done.empty()) {
-        n.complete = true;
-        continue;
-      }
-      any = true;
-      n.complete = false;
-      n.chunks.clear();
-      n.collected = 0;
-      collect(name);
-    }
-    if (!any)
-      finalize();
-  }
-
   void collect(const std::string& node) {
     capnp::MallocMessageBuilder mb;
     auto c = mb.initRoot<rp::WorkerCall>().initCollect();
@@ -662,18 +786,17 @@ public:
     call(node, message_bytes(mb),
          [this, node, round](std::string& bytes) { on_chunk(node, round, std::move(bytes)); },
          [this, node, round](caf::error& err) {
-           if (finished_ || round != collect_round_)
+           if (finished_ || finalizing_ || round != collect_round_)
              return;
            node_failed(node, describe(err));
-           ++collect_round_;
            pump();
          });
   }
 
   void on_chunk(const std::string& node, uint64_t round, std::string bytes) {
-    if (finished_ || round != collect_round_ || !collecting_)
-      return;
     auto& n = nodes_[node];
+    if (finished_ || finalizing_ || round != collect_round_ || n.collect != worker_node::running)
+      return;
     try {
       flat_reader rd{bytes};
       if (!rd.ok())
@@ -683,7 +806,6 @@ public:
       if (!r.isChunk()) {
         auto msg = r.isError() ? str(r.getError().getMessage()) : std::string("not a chunk");
         node_failed(node, "collect: " + msg);
-        ++collect_round_;
         pump();
         return;
       }
@@ -692,9 +814,21 @@ public:
       for (auto p : c.getPartitionIds())
         has.insert(p);
       if (has != n.done) {
-        // The node lost (restarted) or holds other partitions: trust none of it.
-        node_failed(node, "its partial covers other partitions than it reported");
-        ++collect_round_;
+        if (!std::includes(n.done.begin(), n.done.end(), has.begin(), has.end())) {
+          // Partitions we never gave it (a restarted node?): trust none of it.
+          node_failed(node, "its partial covers other partitions than it reported");
+        } else {
+          // A reader failed after reading these (its table went with it): read them again.
+          for (auto id : n.done)
+            if (!has.count(id) && id < parts_.size()) {
+              info_.done--;
+              retry(parts_[id], node + " lost the partition's rows");
+              if (finished_)
+                return;
+            }
+          n.done = has;
+          restart_collect();
+        }
         pump();
         return;
       }
@@ -705,99 +839,110 @@ public:
         collect(node);
         return;
       }
-      n.complete = true;
+      n.collect = worker_node::complete;
     } catch (const kj::Exception& e) {
       node_failed(node, std::string("collect: ") + e.getDescription().cStr());
-      ++collect_round_;
-      pump();
-      return;
     }
-    if (std::all_of(nodes_.begin(), nodes_.end(),
-                    [](const auto& kv) { return kv.second.complete; }))
-      finalize();
+    pump();
   }
 
   // -- the answer --
 
   void finalize() {
-    agg_table total{plan_->spec()};
+    spdlog::debug("report {}: partials collected after {} ms", a_.id, elapsed());
+    // Each node's chunks form one sorted run; the runs merge in one streaming pass and the
+    // rows come out in key order. Keys view into the chunks, kept until the answer is built.
+    auto spec = plan_->spec();
+    std::vector<sorted_partial> runs;
     for (auto& [name, n] : nodes_) {
+      if (n.chunks.empty())
+        continue;
+      runs.emplace_back(spec);
       for (auto& bytes : n.chunks) {
-        auto r = merge_chunk(total, bytes);
+        auto r = append_chunk(runs.back(), bytes);
         if (!r) {
           fail(r.error());
           return;
         }
       }
-      n.chunks.clear();
     }
-    auto order = total.sorted();
+    std::vector<const sorted_partial*> ptrs;
+    for (auto& r : runs)
+      ptrs.push_back(&r);
+    auto total = merge_sorted(ptrs, spec);
+    spdlog::debug("report {}: {} groups merged after {} ms", a_.id, total.size(), elapsed());
     auto cols = result_columns(*plan_);
     info_.status = rp::ReportStatus::DONE;
     info_.elapsed_ms = elapsed();
-    if (order.size() <= a_.cfg.large_result_rows) {
+    if (total.size() <= a_.cfg.large_result_rows) {
       capnp::MallocMessageBuilder mb;
       auto b = mb.initRoot<rp::ReportResponse>();
       fill(b, info_);
       write_columns(b.initColumns(static_cast<unsigned>(cols.size())), cols);
-      write_rows(b.initRows(static_cast<unsigned>(order.size())), total, order, 0);
-      b.setTotalRows(order.size());
+      write_rows(b.initRows(static_cast<unsigned>(total.size())), total, 0);
+      b.setTotalRows(total.size());
+      release_chunks();
       finish(message_bytes(mb));
       return;
     }
-    store_result(total, order, cols);
+    store_result(total, cols);
+    release_chunks();
   }
 
-  // Large results: pages of `page_rows` rows in RocksDB (through the state store), then the
-  // answer names the reference.
-  void store_result(const agg_table& total, const std::vector<uint32_t>& order,
+  void release_chunks() {
+    for (auto& [name, n] : nodes_)
+      n.chunks.clear();
+  }
+
+  // Large results: pages of `page_rows` rows, written to RocksDB (through the state store) in
+  // one atomic batch under the report's path, then the answer names the reference. Every
+  // page carries the columns, so a page-aligned fetch is served as stored.
+  void store_result(const sorted_partial& total,
                     const std::vector<std::pair<std::string, std::string>>& cols) {
-    std::vector<std::pair<std::string, std::string>> writes;
-    for (uint64_t from = 0; from < order.size(); from += page_rows) {
-      auto n = std::min<uint64_t>(page_rows, order.size() - from);
+    std::map<std::string, std::string> puts;
+    auto rows = total.size();
+    for (uint64_t from = 0; from < rows; from += page_rows) {
+      auto n = std::min<uint64_t>(page_rows, rows - from);
       capnp::MallocMessageBuilder mb;
       auto page = mb.initRoot<rp::ResultPage>();
+      write_columns(page.initColumns(static_cast<unsigned>(cols.size())), cols);
       page.setOffset(from);
-      page.setTotalRows(order.size());
-      write_rows(page.initRows(static_cast<unsigned>(n)), total, order, from);
-      writes.emplace_back(result_path(a_.id, std::to_string(from / page_rows)), message_bytes(mb));
+      page.setTotalRows(rows);
+      write_rows(page.initRows(static_cast<unsigned>(n)), total, from);
+      puts.emplace(page_key(from / page_rows), message_bytes(mb));
     }
     {
       capnp::MallocMessageBuilder mb;
       auto meta = mb.initRoot<rp::ResultPage>();
-      meta.setTotalRows(order.size());
+      meta.setTotalRows(rows);
       write_columns(meta.initColumns(static_cast<unsigned>(cols.size())), cols);
-      writes.emplace_back(result_path(a_.id, "meta"), message_bytes(mb));
+      puts.emplace("meta", message_bytes(mb));
     }
-    auto total_rows = order.size();
-    auto pending = std::make_shared<size_t>(writes.size());
-    auto columns = cols;
+    spdlog::debug("report {}: {} result pages encoded after {} ms", a_.id, puts.size() - 1,
+                  elapsed());
     self_->request(a_.root, std::chrono::seconds{10}, whereis_atom::value,
                    std::string{store_path})
       .then(
-        [this, writes = std::move(writes), pending, total_rows, columns](caf::actor& store) mutable {
-          for (auto& [path, bytes] : writes) {
-            std::map<std::string, std::string> puts{{"page", std::move(bytes)}};
-            self_->request(store, std::chrono::seconds{60}, persist_atom::value, path,
-                           std::move(puts), std::vector<std::string>{})
-              .then(
-                [this, pending, total_rows, columns](caf::ok_atom) {
-                  if (--*pending == 0 && !finished_) {
-                    info_.elapsed_ms = elapsed();
-                    capnp::MallocMessageBuilder mb;
-                    auto b = mb.initRoot<rp::ReportResponse>();
-                    fill(b, info_);
-                    write_columns(b.initColumns(static_cast<unsigned>(columns.size())), columns);
-                    b.setResultRef(text(a_.id));
-                    b.setTotalRows(total_rows);
-                    finish(message_bytes(mb));
-                  }
-                },
-                [this](caf::error& err) {
-                  fail(make_error(report_errc::internal,
-                                  "cannot store the result: " + describe(err)));
-                });
-          }
+        [this, puts = std::move(puts), rows, cols](caf::actor& store) mutable {
+          self_->request(store, std::chrono::seconds{120}, persist_atom::value,
+                         result_path(a_.id), std::move(puts), std::vector<std::string>{})
+            .then(
+              [this, rows, cols](caf::ok_atom) {
+                if (finished_)
+                  return;
+                info_.elapsed_ms = elapsed();
+                capnp::MallocMessageBuilder mb;
+                auto b = mb.initRoot<rp::ReportResponse>();
+                fill(b, info_);
+                write_columns(b.initColumns(static_cast<unsigned>(cols.size())), cols);
+                b.setResultRef(text(a_.id));
+                b.setTotalRows(rows);
+                finish(message_bytes(mb));
+              },
+              [this](caf::error& err) {
+                fail(make_error(report_errc::internal,
+                                "cannot store the result: " + describe(err)));
+              });
         },
         [this](caf::error& err) {
           fail(make_error(report_errc::internal, "no state store: " + describe(err)));
@@ -876,7 +1021,8 @@ private:
   std::map<std::string, worker_node> nodes_;
   uint64_t tokens_ = 0;
   uint64_t collect_round_ = 0;
-  bool collecting_ = false;
+  bool finalizing_ = false; // every partial is in: no event changes the answer any more
+  bool read_logged_ = false;
   bool finished_ = false;
 };
 
@@ -955,11 +1101,12 @@ public:
           if (i == st_->partials.end())
             return worker_error(make_error(report_errc::not_found,
                                            "no partial for report " + str(c.getReportId())));
-          auto& rep = *i->second;
-          std::lock_guard<std::mutex> guard{rep.mtx};
-          if (!rep.table)
-            return worker_error(make_error(report_errc::not_found, "empty partial"));
-          return rep.table->encode_chunk(c.getOffset(), std::min(c.getLimit(), chunk_groups));
+          auto job = std::make_shared<read_job>();
+          job->report = i->second;
+          job->collect = true;
+          job->offset = c.getOffset();
+          job->limit = std::min(c.getLimit(), chunk_groups);
+          return enqueue(std::move(job));
         }
         case rp::WorkerCall::RELEASE: {
           release(str(call.getRelease()));
@@ -994,6 +1141,10 @@ public:
     job->report = rep;
     auto p = task.getPartition();
     job->part = partition{p.getId(), p.getLo(), p.getHi()};
+    return enqueue(std::move(job));
+  }
+
+  caf::result<std::string> enqueue(std::shared_ptr<read_job> job) {
     auto promise = self_->make_response_promise();
     st_->queue.push_back(pending_read{std::move(job), promise});
     dispatch();
@@ -1263,23 +1414,23 @@ public:
                    std::string{store_path})
       .then(
         [this, ref, offset, limit, reply, fail](caf::actor& store) {
-          self_->request(store, std::chrono::seconds{10}, restore_atom::value,
-                         result_path(ref, "meta"))
+          self_->request(store, std::chrono::seconds{10}, restore_atom::value, result_path(ref),
+                         std::string{"meta"})
             .then(
-              [this, store, ref, offset, limit, reply, fail](std::map<std::string, std::string>& m) {
-                auto i = m.find("page");
-                if (i == m.end()) {
+              [this, store, ref, offset, limit, reply, fail](bool found, std::string& meta) {
+                if (!found) {
                   fail("NOT_FOUND", "no stored result \"" + ref + "\" (unknown or expired)");
                   return;
                 }
-                fetch_pages(store, ref, offset, limit, std::move(i->second), reply);
+                fetch_pages(store, ref, offset, limit, std::move(meta), reply);
               },
               [fail](caf::error& err) { fail("INTERNAL", describe(err)); });
         },
         [fail](caf::error& err) { fail("INTERNAL", describe(err)); });
   }
 
-  // Reads the pages covering [offset, offset + limit) one after another, then answers.
+  // Reads the pages covering [offset, offset + limit) one after another, then answers. A
+  // request for exactly one stored page gets the page as stored (no copy of its rows).
   void fetch_pages(caf::actor store, std::string ref, uint64_t offset, uint64_t limit,
                    std::string meta, bytes_sink reply) {
     struct job {
@@ -1293,11 +1444,17 @@ public:
     uint64_t total = 0;
     try {
       flat_reader rd{j->meta};
-      total = rd.get<rp::ResultPage>().getTotalRows();
+      if (rd.ok())
+        total = rd.get<rp::ResultPage>().getTotalRows();
     } catch (const kj::Exception&) {
     }
     auto end = std::min(total, offset + limit);
-    auto answer = [j, offset, end, total, reply] {
+    bool whole_page = offset % page_rows == 0 && (end - offset == page_rows || end == total);
+    auto answer = [j, offset, end, total, whole_page, reply] {
+      if (whole_page && j->pages.size() == 1) {
+        reply(std::move(j->pages.front()));
+        return;
+      }
       capnp::MallocMessageBuilder mb;
       auto out = mb.initRoot<rp::ResultPage>();
       flat_reader mr{j->meta};
@@ -1307,8 +1464,8 @@ public:
       auto n = end > offset ? end - offset : 0;
       auto rows = out.initRows(static_cast<unsigned>(n));
       unsigned at = 0;
-      for (size_t p = 0; p < j->pages.size(); ++p) {
-        flat_reader pr{j->pages[p]};
+      for (auto& bytes : j->pages) {
+        flat_reader pr{bytes};
         auto page = pr.get<rp::ResultPage>();
         auto base = page.getOffset();
         auto src = page.getRows();
@@ -1329,15 +1486,23 @@ public:
     auto next = std::make_shared<std::function<void(uint64_t)>>();
     *next = [this, store, ref, j, next, answer, reply](uint64_t page) {
       if (page > j->last_page) {
-        answer();
+        try {
+          answer();
+        } catch (const kj::Exception& e) {
+          capnp::MallocMessageBuilder mb;
+          auto p = mb.initRoot<rp::ResultPage>();
+          p.setErrorCode("INTERNAL");
+          p.setError(text(std::string("stored page is corrupt: ") + e.getDescription().cStr()));
+          reply(message_bytes(mb));
+        }
         *next = nullptr; // break the cycle
         return;
       }
-      self_->request(store, std::chrono::seconds{10}, restore_atom::value,
-                     result_path(ref, std::to_string(page)))
+      self_->request(store, std::chrono::seconds{10}, restore_atom::value, result_path(ref),
+                     page_key(page))
         .then(
-          [j, next, page](std::map<std::string, std::string>& m) {
-            j->pages.push_back(std::move(m["page"]));
+          [j, next, page](bool, std::string& bytes) {
+            j->pages.push_back(std::move(bytes));
             if (*next)
               (*next)(page + 1);
           },
@@ -1387,12 +1552,11 @@ public:
                    std::string{store_path})
       .then(
         [this, id, pages](caf::actor& store) {
-          for (uint64_t p = 0; p <= pages; ++p) {
-            auto leaf = p == pages ? std::string("meta") : std::to_string(p);
-            self_->send(store, persist_atom::value, result_path(id, leaf),
-                        std::map<std::string, std::string>{},
-                        std::vector<std::string>{"page"});
-          }
+          std::vector<std::string> keys{"meta"};
+          for (uint64_t p = 0; p < pages; ++p)
+            keys.push_back(page_key(p));
+          self_->send(store, persist_atom::value, result_path(id),
+                      std::map<std::string, std::string>{}, std::move(keys));
         },
         [](caf::error&) {});
   }
@@ -1423,7 +1587,7 @@ caf::behavior service_impl(caf::event_based_actor* self, child_context ctx, node
     spdlog::warn("analytics: no database configured (analytics.dsn or WHARF_PG_DSN): reports "
                  "will answer UNAVAILABLE");
   for (size_t i = 0; i < cfg.analytics.readers; ++i)
-    st->idle.push_back(self->spawn<caf::detached + caf::linked>(reader_impl, st->pool));
+    st->idle.push_back(self->spawn<caf::detached + caf::linked>(reader_impl, st->pool, i));
   auto s = std::make_shared<service>(self, st);
   register_as(self->system(), analytics_name, caf::actor_cast<caf::actor>(self));
   self->delayed_send(self, std::chrono::seconds{10}, tick_atom::value);

@@ -168,10 +168,12 @@ struct pull_inputs {
   std::vector<int> of_agg; // -1 = count(*)
 };
 
-pull_inputs inputs_of(const report_def& d) {
+pull_inputs inputs_of(const report_plan& p) {
+  auto& d = p.def;
   pull_inputs in;
   for (auto& a : d.aggregates) {
-    if (a.column == "*") {
+    // count of a NOT NULL column counts rows: nothing to ship for it.
+    if (a.column == "*" || (a.fn == agg_fn::count && p.not_null.count(a.column))) {
       in.of_agg.push_back(-1);
       continue;
     }
@@ -242,7 +244,7 @@ caf::expected<uint64_t> read_pushdown(pg_connection& pg, const report_plan& p,
       if (len > 0)
         key.append(r->value(row, c));
     }
-    auto g = out.group(key);
+    auto* g = out.state(key);
     int col = static_cast<int>(nk);
     for (size_t a = 0; a < d.aggregates.size(); ++a) {
       auto cnt = r->value(row, col++);
@@ -266,7 +268,7 @@ caf::expected<uint64_t> read_pushdown(pg_connection& pg, const report_plan& p,
 caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const partition& part,
                                   agg_table& out, const std::atomic<bool>* stop) {
   auto& d = p.def;
-  auto in = inputs_of(d);
+  auto in = inputs_of(p);
   binder bind;
   bind.via_settings = true;
   std::string select = "SELECT " + key_sql(p);
@@ -279,11 +281,63 @@ caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const
       return to_report_error(r.error());
   }
   auto nk = d.group_by.size();
-  auto expected_fields = static_cast<int16_t>(nk + in.exprs.size());
-  std::vector<std::pair<const char*, int32_t>> inputs(in.exprs.size());
-  bool header = true;
+  auto ni = in.exprs.size();
+  auto expected_fields = static_cast<int16_t>(nk + ni);
+  // Rows are aggregated in batches: hash every key, prefetch their slots, then their
+  // records, then update. The table outgrows the caches by far, and this hides most of the
+  // memory latency. Each batch row is copied (libpq frees its buffer after the callback).
+  constexpr size_t batch = 32;
+  constexpr size_t batch_bytes = 64 * 1024;
+  std::string buf(batch_bytes, '\0');
+  size_t used = 0;
+  std::vector<std::string_view> keys(batch);
+  std::vector<uint64_t> hashes(batch);
+  std::vector<std::pair<const char*, int32_t>> vals(batch * std::max<size_t>(ni, 1));
+  size_t pending = 0;
   uint64_t rows = 0;
   caf::error failure;
+  auto update = [&](uint64_t* g, const std::pair<const char*, int32_t>* inputs) -> bool {
+    for (size_t a = 0; a < in.of_agg.size(); ++a) {
+      auto i = in.of_agg[a];
+      if (i < 0) {
+        out.add_rows(g, a, 1);
+        continue;
+      }
+      auto [v, len] = inputs[static_cast<size_t>(i)];
+      if (len < 0)
+        continue; // NULL: ignored by every aggregate but count(*)
+      switch (d.aggregates[a].fn) {
+        case agg_fn::count:
+          out.add_rows(g, a, 1);
+          break;
+        case agg_fn::count_distinct:
+          out.add_distinct(g, a, std::string_view(v, static_cast<size_t>(len)));
+          break;
+        default:
+          if (len != 8) {
+            failure = bad_row("value is not a float8");
+            return false;
+          }
+          out.add_value(g, a, be_double(v));
+      }
+    }
+    return true;
+  };
+  auto flush = [&]() -> bool {
+    for (size_t r = 0; r < pending; ++r) {
+      hashes[r] = agg_table::hash(keys[r]);
+      out.prefetch_slot(hashes[r]);
+    }
+    for (size_t r = 0; r < pending; ++r)
+      out.prefetch_record(hashes[r]);
+    for (size_t r = 0; r < pending; ++r)
+      if (!update(out.state(keys[r], hashes[r]), &vals[r * std::max<size_t>(ni, 1)]))
+        return false;
+    pending = 0;
+    used = 0;
+    return true;
+  };
+  bool header = true;
   auto err = pg.copy_out("COPY (" + select + ") TO STDOUT (FORMAT binary)",
                          [&](std::string_view msg) {
     const char* ptr = msg.data();
@@ -311,14 +365,22 @@ caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const
     }
     auto fields = be16(ptr);
     if (fields == -1)
-      return true; // trailer
+      return flush(); // trailer
     if (fields != expected_fields) {
       failure = bad_row("expected " + std::to_string(expected_fields) + " fields, got "
                         + std::to_string(fields));
       return false;
     }
-    const char* end = ptr + n;
-    const char* cur = ptr + 2;
+    if (used + n > buf.size() || pending == batch) {
+      if (!flush())
+        return false;
+      if (n > buf.size())
+        buf.resize(n);
+    }
+    std::memcpy(buf.data() + used, ptr, n);
+    const char* end = buf.data() + used + n;
+    const char* cur = buf.data() + used + 2;
+    used += n;
     const char* key_begin = cur;
     for (size_t k = 0; k < nk; ++k) {
       if (end - cur < 4) {
@@ -335,8 +397,9 @@ caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const
         cur += len;
       }
     }
-    std::string_view key(key_begin, static_cast<size_t>(cur - key_begin));
-    for (auto& x : inputs) {
+    keys[pending] = std::string_view(key_begin, static_cast<size_t>(cur - key_begin));
+    auto* x = &vals[pending * std::max<size_t>(ni, 1)];
+    for (size_t i = 0; i < ni; ++i) {
       if (end - cur < 4) {
         failure = bad_row("truncated value");
         return false;
@@ -347,38 +410,16 @@ caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const
         failure = bad_row("truncated value");
         return false;
       }
-      x = {cur, len};
+      x[i] = {cur, len};
       if (len > 0)
         cur += len;
     }
-    auto g = out.group(key);
-    for (size_t a = 0; a < in.of_agg.size(); ++a) {
-      auto i = in.of_agg[a];
-      if (i < 0) {
-        out.add_rows(g, a, 1);
-        continue;
-      }
-      auto [v, len] = inputs[static_cast<size_t>(i)];
-      if (len < 0)
-        continue; // NULL: ignored by every aggregate but count(*)
-      switch (d.aggregates[a].fn) {
-        case agg_fn::count:
-          out.add_rows(g, a, 1);
-          break;
-        case agg_fn::count_distinct:
-          out.add_distinct(g, a, std::string_view(v, static_cast<size_t>(len)));
-          break;
-        default:
-          if (len != 8) {
-            failure = bad_row("value is not a float8");
-            return false;
-          }
-          out.add_value(g, a, be_double(v));
-      }
-    }
+    ++pending;
     ++rows;
     return (rows & 4095) != 0 || stop == nullptr || !stop->load(std::memory_order_relaxed);
   });
+  if (!failure && !err && pending > 0)
+    flush();
   if (failure)
     return failure;
   if (err)
@@ -397,15 +438,19 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
   p.params = std::move(params);
   auto& d = p.def;
   auto cols = pg.query("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),"
-                       " a.atttypid::int8 FROM pg_attribute a WHERE a.attrelid = $1::regclass"
+                       " a.atttypid::int8, a.attnotnull FROM pg_attribute a WHERE a.attrelid = $1::regclass"
                        " AND a.attnum > 0 AND NOT a.attisdropped",
                        {q(d.table)});
   if (!cols)
     return to_report_error(cols.error());
   std::map<std::string, std::pair<std::string, uint32_t>> types;
-  for (auto& row : cols->rows)
+  std::set<std::string> not_null;
+  for (auto& row : cols->rows) {
     types[row[0].value_or("")] = {row[1].value_or("text"),
                                   static_cast<uint32_t>(std::stoul(row[2].value_or("0")))};
+    if (row[3].value_or("f") == "t")
+      not_null.insert(row[0].value_or(""));
+  }
   auto need = [&](const std::string& col, const char* role) -> caf::error {
     auto i = types.find(col);
     if (i == types.end())
@@ -413,6 +458,8 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
                         "report " + d.name + ": " + role + " column \"" + col
                           + "\" does not exist in table " + d.table);
     p.column_types[col] = i->second.first;
+    if (not_null.count(col))
+      p.not_null.insert(col);
     return caf::none;
   };
   if (!is_ctid(d)) {
@@ -596,8 +643,6 @@ caf::expected<std::vector<std::vector<cell>>> single_sql(pg_connection& pg,
   auto r = pg.query_binary(sql, bind.values);
   if (!r)
     return to_report_error(r.error());
-  // Reuse the table's key decoding: one group per result row.
-  agg_table keys{table_spec{p.key_kinds, {}}};
   std::vector<std::vector<cell>> rows;
   std::string key;
   auto nk = d.group_by.size();
@@ -611,7 +656,7 @@ caf::expected<std::vector<std::vector<cell>>> single_sql(pg_connection& pg,
       key.append(hdr, 4);
       key.append(r->value(row, c));
     }
-    auto out = keys.decode_key(keys.group(key));
+    auto out = decode_key(key, p.key_kinds);
     for (size_t a = 0; a < d.aggregates.size(); ++a) {
       auto c = static_cast<int>(nk + a);
       if (r->is_null(row, c)) {
@@ -640,13 +685,13 @@ caf::expected<std::vector<std::vector<cell>>> single_sql(pg_connection& pg,
   return rows;
 }
 
-std::vector<std::vector<cell>> final_rows(const agg_table& t) {
+std::vector<std::vector<cell>> final_rows(const sorted_partial& p) {
   std::vector<std::vector<cell>> out;
-  out.reserve(t.groups());
-  for (auto g : t.sorted()) {
-    auto row = t.decode_key(g);
-    for (size_t a = 0; a < t.aggregates(); ++a)
-      row.push_back(t.final_value(g, a));
+  out.reserve(p.size());
+  for (size_t g = 0; g < p.size(); ++g) {
+    auto row = decode_key(p.keys[g], p.spec.keys);
+    for (size_t a = 0; a < p.spec.aggs.size(); ++a)
+      row.push_back(p.final_value(g, a));
     out.push_back(std::move(row));
   }
   return out;

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,7 @@ struct report_plan {
   std::map<std::string, std::string> column_types; ///< referenced column -> format_type
   std::vector<key_kind> key_kinds;
   std::vector<bool> key_as_text;
+  std::set<std::string> not_null;            ///< referenced columns declared NOT NULL
   std::string mode_reason;                   ///< why auto chose the mode (for logs)
   table_spec spec() const;
 };
@@ -79,8 +81,8 @@ plan_partitions(runtime::pg_connection& pg, const report_plan& plan, size_t n);
 [[nodiscard]] caf::expected<std::vector<std::vector<cell>>>
 single_sql(runtime::pg_connection& pg, const report_plan& plan);
 
-/// Final rows of `t` (keys then aggregates) in key order.
-std::vector<std::vector<cell>> final_rows(const agg_table& t);
+/// Final rows of a partial (keys then aggregates), in its (key) order.
+std::vector<std::vector<cell>> final_rows(const sorted_partial& p);
 
 /// Result column names and types ("int", "float", "text", "bool").
 std::vector<std::pair<std::string, std::string>> result_columns(const report_plan& plan);

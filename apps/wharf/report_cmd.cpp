@@ -1,5 +1,6 @@
 #include "report_cmd.hpp"
 
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
@@ -56,9 +57,11 @@ std::string csv_field(rp::Value::Reader v) {
     case rp::Value::INT:
       std::snprintf(buf, sizeof(buf), "%" PRId64, v.getInt());
       return buf;
-    case rp::Value::FLOAT:
-      std::snprintf(buf, sizeof(buf), "%.17g", v.getFloat());
-      return buf;
+    case rp::Value::FLOAT: {
+      // Shortest text that reads back as the same double.
+      auto r = std::to_chars(buf, buf + sizeof(buf), v.getFloat());
+      return std::string(buf, r.ptr);
+    }
     case rp::Value::BOOL: return v.getBool() ? "true" : "false";
     case rp::Value::TEXT: {
       std::string s(v.getText().cStr(), v.getText().size());

@@ -100,6 +100,17 @@ caf::behavior state_store_impl(caf::event_based_actor* self, std::shared_ptr<kv_
       }
       return std::move(*xs);
     },
+    [=](restore_atom, const std::string& path,
+        const std::string& key) -> caf::result<bool, std::string> {
+      auto x = store->get(column::actor_state, state_prefix(path) + key);
+      if (!x) {
+        spdlog::error("state store: read of {} {} failed: {}", path, key, describe(x.error()));
+        return x.error();
+      }
+      if (!*x)
+        return {false, std::string{}};
+      return {true, std::move(**x)};
+    },
     [=](probe_atom) -> uint64_t { return self->mailbox().size(); },
   };
 }

@@ -7,6 +7,7 @@
 /// - `(persist_atom, path, std::map<string,string> puts, std::vector<string> deletes)`
 ///     -> `ok_atom` once the batch is durable per the durability mode; error `storage_failure`.
 /// - `(restore_atom, path)` -> `std::map<string,string>` (empty when nothing was stored).
+/// - `(restore_atom, path, key)` -> `(bool found, std::string value)`: one key only.
 /// - `(probe_atom)` -> `uint64_t` mailbox size.
 /// Other actors find it by its tree path (`whereis system/store` through the root).
 
