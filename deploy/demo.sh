@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # demo.sh: from a fresh Debian 12 machine to a working 3-node wharf cluster, shown step by step.
 # Installs the packages (deploy/install-deps.sh, uses sudo when not root), builds Release into
-# <repo>/build, starts 3 local nodes (deploy/cluster.sh up 3), then shows them working: the
-# member table, a supervision tree, a durable write, a crashed actor restoring its state, /health
-# and /metrics, and a SIGKILLed node detected as down and rejoining after a restart.
+# <repo>/build, starts a local PostgreSQL (deploy/local-pg.sh, unless WHARF_PG_DSN names one)
+# and 3 local nodes (deploy/cluster.sh up 3), then shows them working: the member table, a
+# supervision tree, a durable write, a crashed actor restoring its state, /health and /metrics,
+# sample data loaded into PostgreSQL and `user_behavior_report` run through the cluster (CLI
+# and HTTP), and a SIGKILLed node detected as down and rejoining after a restart.
 #
 # Usage: deploy/demo.sh [--no-install] [--no-build] [--keep | --stop] [-h|--help]
 #   --no-install  skip deploy/install-deps.sh
@@ -11,7 +13,9 @@
 #   --keep        leave the cluster running at the end (the default: open the console on it)
 #   --stop        stop the cluster at the end (deploy/cluster.sh down), also when a step fails
 # Environment: WHARF_BASE_PORT (default 7100; n1 = P..P+2, n2 = P+10.., n3 = P+20..),
-#   WHARF_CLUSTER_DIR (default /tmp/wharf-cluster), WHARF_BIN_DIR (see --no-build).
+#   WHARF_CLUSTER_DIR (default /tmp/wharf-cluster), WHARF_BIN_DIR (see --no-build),
+#   WHARF_PG_DSN (use this PostgreSQL instead of starting one in $WHARF_CLUSTER_DIR/pg),
+#   WHARF_DEMO_ROWS (sample rows, default 1000000).
 # Exit code: 0 when every step worked; 1 when a step failed (the banner names it); 2 usage error.
 set -euo pipefail
 
@@ -65,6 +69,9 @@ banner() {
 }
 
 cluster_started=0
+pg_started=0
+pg_dir="$cluster_dir/pg"
+demo_rows="${WHARF_DEMO_ROWS:-1000000}"
 on_exit() {
   local rc=$?
   if [ $rc -ne 0 ] && [ -n "$step" ]; then
@@ -76,6 +83,10 @@ on_exit() {
       echo
       echo "==> stopping the cluster (--stop)"
       "${cluster[@]}" down --dir "$cluster_dir" || true
+      if [ $pg_started = 1 ]; then
+        echo "==> stopping the local PostgreSQL"
+        "$script_dir/local-pg.sh" stop "$pg_dir" || true
+      fi
     elif [ $rc -ne 0 ]; then
       echo "The cluster is left running for inspection:" >&2
       echo "  deploy/cluster.sh status --dir $cluster_dir   (logs in $cluster_dir/logs)" >&2
@@ -144,8 +155,36 @@ else
   done
 fi
 
+if [ -n "${WHARF_PG_DSN:-}" ]; then
+  banner "using the PostgreSQL of WHARF_PG_DSN"
+else
+  banner "starting a local PostgreSQL in $pg_dir (deploy/local-pg.sh)"
+  mkdir -p "$cluster_dir"
+  dsn_line="$("$script_dir/local-pg.sh" start "$pg_dir")"
+  pg_started=1
+  eval "export $dsn_line"
+fi
+echo "WHARF_PG_DSN=\"$WHARF_PG_DSN\""
+
 banner "starting a 3-node cluster on 127.0.0.1 (deploy/cluster.sh up 3)"
-"${cluster[@]}" up 3 --base-port "$base_port" --dir "$cluster_dir"
+# Every node reads the same analytics settings: the database, and one declarative report
+# beside the built-in user_behavior_report.
+mkdir -p "$cluster_dir"
+cat >"$cluster_dir/node.toml" <<TOML
+[analytics]
+dsn = "$WHARF_PG_DSN"
+
+[[reports]]
+name = "events_by_type"
+table = "user_events"
+partition_column = "id"
+time_column = "event_timestamp"
+user_column = "user_id"
+filter_columns = ["user_id", "event_type"]
+group_by = ["event_type"]
+aggregates = ["avg(value) AS avg_value", "count(id) AS event_count", "count_distinct(user_id) AS users"]
+TOML
+"${cluster[@]}" up 3 --base-port "$base_port" --dir "$cluster_dir" --config "$cluster_dir/node.toml"
 cluster_started=1
 
 banner "the member table, as n1 sees it"
@@ -172,6 +211,35 @@ echo "\$ curl -s http://127.0.0.1:$http1/metrics | grep '^wharf_' | head -n 6"
 metrics="$(curl -sS --max-time 5 "http://127.0.0.1:$http1/metrics")"
 awk '/^wharf_/ && n++ < 6' <<<"$metrics"
 
+banner "sample data: $demo_rows rows of user_events in PostgreSQL (wharf datagen, binary COPY)"
+echo "\$ wharf datagen user_events --rows $demo_rows --replace"
+"$wharf" datagen user_events --dsn "$WHARF_PG_DSN" --rows "$demo_rows" --replace
+
+banner "user_behavior_report through the cluster (partitions read on all 3 nodes)"
+echo "\$ wharf report user_behavior_report --connect $connect --start 2025-01-01 --end 2025-12-31 --format csv --out report.csv"
+"$wharf" report user_behavior_report --connect "$connect" --start 2025-01-01 --end 2025-12-31 \
+  --format csv --out "$cluster_dir/report.csv"
+echo "\$ head -n 4 report.csv; wc -l report.csv"
+head -n 4 "$cluster_dir/report.csv"
+wc -l <"$cluster_dir/report.csv"
+
+banner "a declarative report from the node config: events_by_type (group by event_type, distinct users)"
+echo "\$ wharf report events_by_type --connect $connect --start 2025-01-01 --end 2025-12-31"
+"$wharf" report events_by_type --connect "$connect" --start 2025-01-01 --end 2025-12-31
+
+banner "the same operation over HTTP: POST /v1/reports"
+body='{"report":"user_behavior_report","start_date":"2025-01-01","end_date":"2025-12-31 23:59:59","user_ids":[42,4242]}'
+echo "\$ curl -s -X POST http://127.0.0.1:$http1/v1/reports -d '$body'"
+curl -sS --max-time 60 -w '\n    (HTTP %{http_code})\n' -X POST "http://127.0.0.1:$http1/v1/reports" -d "$body"
+
+banner "a bad request gets a clear error: a filter the report does not allow"
+echo "\$ wharf report user_behavior_report --start 2025-01-01 --end 2025-12-31 --filter 'value=1; DROP TABLE user_events'"
+if "$wharf" report user_behavior_report --connect "$connect" --start 2025-01-01 --end 2025-12-31 \
+  --filter 'value=1; DROP TABLE user_events'; then
+  echo "demo.sh: the report accepted a filter it must refuse" >&2
+  exit 1
+fi
+
 banner "a node crash: SIGKILL n3; the others mark it down"
 n3_pid="$(cat "$cluster_dir/pids/n3.pid")"
 echo "\$ kill -KILL $n3_pid   # n3"
@@ -197,4 +265,8 @@ else
   echo "  open the console:  $rel_bin/wharf console --connect $connect"
   echo "  cluster status:    deploy/cluster.sh status$dir_opt"
   echo "  stop it:           deploy/cluster.sh down$dir_opt"
+  echo "  run a report:      $rel_bin/wharf report user_behavior_report --connect $connect --start 2025-01-01 --end 2025-12-31"
+  if [ $pg_started = 1 ]; then
+    echo "  PostgreSQL:        $WHARF_PG_DSN (stop: deploy/local-pg.sh stop $pg_dir)"
+  fi
 fi
