@@ -1,0 +1,348 @@
+// The report engine on real PostgreSQL: plans, partition reads in both modes, sorted partials
+// through the wire encoding, merged — against one SQL statement (the ground truth).
+#include <cmath>
+#include <cstdlib>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include "actors/analytics/agg_table.hpp"
+#include "actors/analytics/datagen.hpp"
+#include "actors/analytics/report_def.hpp"
+#include "actors/analytics/report_sql.hpp"
+#include "runtime/config/node_config.hpp"
+#include "runtime/pg/pg_connection.hpp"
+#include "tests/support/expect.hpp"
+#include "tests/support/pg_test.hpp"
+
+using namespace wharf;
+using namespace wharf::actors;
+
+namespace {
+
+using rows_t = std::vector<std::vector<cell>>;
+
+const char* name(report_errc x) {
+  return to_string(x);
+}
+
+const char* name(read_mode x) {
+  return to_string(x);
+}
+
+struct engine_fixture {
+  std::unique_ptr<runtime::pg_connection> pg;
+  std::string table = "wharf_test_" + std::to_string(::getpid()) + "_engine";
+
+  engine_fixture() : pg(test::connect_test_pg()) {
+    if (!pg)
+      return;
+    datagen_options o;
+    o.table = table;
+    o.rows = 20000;
+    o.users = 150;
+    o.seed = 42;
+    o.replace = true;
+    auto r = generate_user_events(*pg, o);
+    BOOST_REQUIRE_MESSAGE(r, test::why(r));
+  }
+
+  ~engine_fixture() {
+    if (pg) {
+      auto r = pg->query("DROP TABLE IF EXISTS " + pg->quote_identifier(table));
+      (void) r;
+    }
+  }
+
+  void exec(const std::string& sql) {
+    auto r = pg->query(sql);
+    BOOST_REQUIRE_MESSAGE(r, sql << ": " << test::why(r));
+  }
+
+  report_def def(const std::string& partition_column = "id") {
+    auto d = user_behavior_report();
+    d.table = table;
+    d.partition_column = partition_column;
+    return d;
+  }
+
+  static report_params params(std::string start, std::string end) {
+    report_params p;
+    p.start = std::move(start);
+    p.end = std::move(end);
+    return p;
+  }
+
+  report_plan plan(report_def d, report_params p, read_mode mode) {
+    auto r = make_plan(*pg, std::move(d), std::move(p), mode);
+    BOOST_REQUIRE_MESSAGE(r, test::why(r));
+    return std::move(*r);
+  }
+
+  // The distributed answer: `n` partitions read round-robin into `readers` tables, each table
+  // sorted, shipped through the chunk encoding in small chunks, and the runs merged.
+  rows_t distributed(const report_plan& p, size_t n, size_t readers) {
+    auto parts = plan_partitions(*pg, p, n);
+    BOOST_REQUIRE_MESSAGE(parts, test::why(parts));
+    std::vector<agg_table> tables;
+    for (size_t r = 0; r < readers; ++r)
+      tables.emplace_back(p.spec());
+    for (size_t i = 0; i < parts->size(); ++i) {
+      auto rows = read_partition(*pg, p, (*parts)[i], tables[i % readers]);
+      BOOST_REQUIRE_MESSAGE(rows, test::why(rows));
+    }
+    std::vector<std::string> wire;
+    std::vector<sorted_partial> runs;
+    for (auto& t : tables) {
+      auto local = to_sorted(t);
+      // Small chunks, so paging through a partial is exercised too.
+      for (uint64_t off = 0; off == 0 || off < local.size(); off += 97)
+        wire.push_back(encode_chunk(local, off, 97));
+    }
+    size_t w = 0;
+    std::vector<uint32_t> seen;
+    for (auto& t : tables) {
+      runs.emplace_back(p.spec());
+      for (uint64_t off = 0; off == 0 || off < t.groups(); off += 97) {
+        auto info = append_chunk(runs.back(), wire[w++]);
+        BOOST_REQUIRE_MESSAGE(info, test::why(info));
+        BOOST_TEST(info->total_groups == t.groups());
+        if (off == 0)
+          seen.insert(seen.end(), info->partitions.begin(), info->partitions.end());
+      }
+    }
+    BOOST_TEST(seen.size() == parts->size()); // every partition is in exactly one partial
+    std::vector<const sorted_partial*> ptrs;
+    for (auto& r : runs)
+      ptrs.push_back(&r);
+    return final_rows(merge_sorted(ptrs, p.spec()));
+  }
+
+  rows_t truth(const report_plan& p) {
+    auto r = single_sql(*pg, p);
+    BOOST_REQUIRE_MESSAGE(r, test::why(r));
+    return std::move(*r);
+  }
+
+  static void check_equal(const rows_t& got, const rows_t& want) {
+    BOOST_REQUIRE_EQUAL(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      BOOST_REQUIRE_EQUAL(got[i].size(), want[i].size());
+      for (size_t c = 0; c < got[i].size(); ++c) {
+        auto* gd = std::get_if<double>(&got[i][c]);
+        auto* wd = std::get_if<double>(&want[i][c]);
+        if (gd && wd)
+          BOOST_TEST(*gd == *wd, boost::test_tools::tolerance(1e-9));
+        else
+          BOOST_TEST((got[i][c] == want[i][c]), "row " << i << " column " << c);
+      }
+    }
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(report_engine)
+
+BOOST_FIXTURE_TEST_CASE(both_modes_equal_the_single_sql_answer, engine_fixture) {
+  if (!pg)
+    return;
+  for (auto mode : {read_mode::pushdown, read_mode::pull}) {
+    auto p = plan(def(), params("2025-03-01", "2025-06-30"), mode);
+    auto want = truth(p);
+    BOOST_TEST(want.size() > 1000u); // 150 users x 8 types, nearly all present
+    for (size_t n : {1u, 4u, 7u, 64u})
+      for (size_t readers : {1u, 3u})
+        check_equal(distributed(p, n, readers), want);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(page_ranges_give_the_same_answer, engine_fixture) {
+  if (!pg)
+    return;
+  for (auto mode : {read_mode::pushdown, read_mode::pull}) {
+    auto p = plan(def("ctid"), params("2025-01-01", "2025-12-31 23:59:59"), mode);
+    check_equal(distributed(p, 9, 2), truth(p));
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(user_filters_nulls_and_skewed_ids_agree_too, engine_fixture) {
+  if (!pg)
+    return;
+  exec("UPDATE " + pg->quote_identifier(table) + " SET value = NULL WHERE id % 10 = 0 OR user_id = 5");
+  exec("UPDATE " + pg->quote_identifier(table) + " SET id = id + 1000000000000 WHERE id > 19990");
+  auto ps = params("2025-01-01", "2025-12-31 23:59:59");
+  ps.user_ids = {5, 6, 7, 999999};
+  ps.filters = {{"event_type", "click"}};
+  for (auto mode : {read_mode::pushdown, read_mode::pull}) {
+    auto p = plan(def(), ps, mode);
+    auto want = truth(p);
+    BOOST_TEST(!want.empty());
+    bool all_null_group = false;
+    for (auto& row : want) {
+      auto user = std::get<int64_t>(row[0]);
+      BOOST_TEST((user == 5 || user == 6 || user == 7));
+      BOOST_TEST(std::get<std::string>(row[1]) == "click");
+      all_null_group |= user == 5 && std::holds_alternative<std::monostate>(row[2]);
+    }
+    BOOST_TEST(all_null_group); // avg over only NULLs is NULL, and stays so after merging
+    check_equal(distributed(p, 5, 2), want);
+    auto all = plan(def(), params("2025-01-01", "2025-12-31 23:59:59"), mode);
+    check_equal(distributed(all, 8, 3), truth(all)); // skewed ids: partitions mostly empty
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(empty_ranges_and_one_row, engine_fixture) {
+  if (!pg)
+    return;
+  for (auto mode : {read_mode::pushdown, read_mode::pull}) {
+    auto p = plan(def(), params("2030-01-01", "2030-12-31"), mode);
+    BOOST_TEST(distributed(p, 4, 2).empty());
+    BOOST_TEST(truth(p).empty());
+  }
+  exec("INSERT INTO " + pg->quote_identifier(table)
+       + " VALUES (99000001, 777, 'click', '2027-03-01 12:00', 1.5)");
+  for (auto mode : {read_mode::pushdown, read_mode::pull}) {
+    // A bare end date means its midnight: the noon row is outside, then inside.
+    BOOST_TEST(distributed(plan(def(), params("2027-01-01", "2027-03-01"), mode), 3, 2).empty());
+    auto rows = distributed(plan(def(), params("2027-01-01", "2027-03-01 12:00:00"), mode), 3, 2);
+    BOOST_REQUIRE_EQUAL(rows.size(), 1u);
+    BOOST_TEST(std::get<int64_t>(rows[0][0]) == 777);
+    BOOST_TEST(std::get<double>(rows[0][2]) == 1.5);
+    BOOST_TEST(std::get<int64_t>(rows[0][3]) == 1);
+  }
+  exec("DELETE FROM " + pg->quote_identifier(table));
+  for (auto mode : {read_mode::pushdown, read_mode::pull}) {
+    auto p = plan(def(), params("2025-01-01", "2025-12-31"), mode);
+    auto parts = plan_partitions(*pg, p, 4);
+    BOOST_REQUIRE(parts);
+    BOOST_TEST(parts->empty()); // an empty table has nothing to read
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(injection_in_values_is_just_a_bad_value, engine_fixture) {
+  if (!pg)
+    return;
+  auto bad_date = params("2025-01-01'; DROP TABLE " + table + "; --", "2025-02-01");
+  for (auto mode : {read_mode::pushdown, read_mode::pull}) {
+    auto p = plan(def(), bad_date, mode);
+    agg_table t{p.spec()};
+    auto r = read_partition(*pg, p, partition{0, 0, 1000}, t);
+    BOOST_REQUIRE(!r);
+    BOOST_TEST(r.error().category() == report_errc_category);
+    BOOST_TEST(name(static_cast<report_errc>(r.error().code())) == std::string("INVALID_ARGUMENT"));
+    BOOST_TEST(test::why(r).find("22007") != std::string::npos, test::why(r));
+    auto ps = params("2025-01-01", "2025-12-31");
+    ps.filters = {{"event_type", "click' OR '1'='1"}};
+    auto q = plan(def(), ps, mode);
+    BOOST_TEST(distributed(q, 3, 1).empty()); // no such event type: just no rows
+  }
+  auto count = pg->query("SELECT count(*) FROM " + pg->quote_identifier(table));
+  BOOST_REQUIRE(count);
+  BOOST_TEST(*count->rows[0][0] == "20000");
+  // Filters on columns the report does not allow never reach SQL.
+  auto ps = params("2025-01-01", "2025-12-31");
+  ps.filters = {{"value; DROP TABLE x", "1"}};
+  auto err = validate(def(), ps);
+  BOOST_REQUIRE(err);
+  BOOST_TEST(name(static_cast<report_errc>(err.code())) == std::string("INVALID_ARGUMENT"));
+}
+
+BOOST_FIXTURE_TEST_CASE(declarative_reports_compute_every_aggregate, engine_fixture) {
+  if (!pg)
+    return;
+  runtime::report_config cfg;
+  cfg.name = "types";
+  cfg.table = table;
+  cfg.time_column = "event_timestamp";
+  cfg.group_by = {"event_type", "event_timestamp"};
+  cfg.aggregates = {"count(*) AS n",          "sum(value) AS total", "min(value)",
+                    "max(value) AS biggest", "avg(user_id) AS mean_user",
+                    "count_distinct(user_id) AS users"};
+  auto d = parse_report(cfg);
+  BOOST_REQUIRE_MESSAGE(d, test::why(d));
+  BOOST_TEST(d->aggregates[2].name == "min_value");
+  // count_distinct cannot be merged from PostgreSQL's partial states.
+  BOOST_TEST(!make_plan(*pg, *d, params("2025-01-01", "2025-01-07"), read_mode::pushdown));
+  auto p = plan(*d, params("2025-01-01", "2025-01-07"), read_mode::automatic);
+  BOOST_TEST(name(p.mode) == std::string("pull"));
+  BOOST_TEST(p.key_as_text[1]); // a timestamp key travels as its text
+  check_equal(distributed(p, 6, 2), truth(p));
+  cfg.group_by = {"event_type"};
+  cfg.aggregates = {"count(*) AS n", "sum(value) AS total", "min(value)", "max(value) AS biggest"};
+  auto few = parse_report(cfg);
+  BOOST_REQUIRE(few);
+  for (auto mode : {read_mode::pushdown, read_mode::pull}) {
+    auto q = plan(*few, params("2025-01-01", "2025-12-31"), mode);
+    check_equal(distributed(q, 5, 2), truth(q));
+  }
+  // auto reads PostgreSQL's statistics: 8 groups over 20000 rows is pushdown territory.
+  BOOST_TEST(name(plan(*few, params("2025-01-01", "2025-12-31"), read_mode::automatic).mode)
+             == std::string("pushdown"));
+  // 1200 (user, type) groups: 17 rows per group
+  BOOST_TEST(name(plan(def(), params("2025-01-01", "2025-12-31"), read_mode::automatic).mode)
+             == std::string("pull"));
+}
+
+BOOST_FIXTURE_TEST_CASE(bad_definitions_and_columns_are_invalid_arguments, engine_fixture) {
+  if (!pg)
+    return;
+  runtime::report_config cfg;
+  cfg.name = "bad";
+  cfg.table = table;
+  cfg.group_by = {"event_type"};
+  for (auto agg : {"median(value)", "sum(value", "count(id) AS", "sum(*)", "avg(a-b)"}) {
+    cfg.aggregates = {agg};
+    BOOST_TEST(!parse_report(cfg), agg);
+  }
+  cfg.aggregates = {"sum(event_type)"};
+  auto d = parse_report(cfg);
+  BOOST_REQUIRE(d);
+  auto p = make_plan(*pg, *d, {}, read_mode::pull);
+  BOOST_REQUIRE(!p);
+  BOOST_TEST(name(static_cast<report_errc>(p.error().code())) == std::string("INVALID_ARGUMENT"));
+  cfg.aggregates = {"count(nope)"};
+  p = make_plan(*pg, *parse_report(cfg), {}, read_mode::pull);
+  BOOST_REQUIRE(!p);
+  BOOST_TEST(message_of(p.error()).find("nope") != std::string::npos, message_of(p.error()));
+  cfg.table = "no_such_table_here";
+  cfg.aggregates = {"count(*)"};
+  p = make_plan(*pg, *parse_report(cfg), {}, read_mode::pull);
+  BOOST_REQUIRE(!p);
+  BOOST_TEST(name(static_cast<report_errc>(p.error().code())) == std::string("PG_ERROR"));
+  BOOST_TEST(message_of(p.error()).rfind("42P01", 0) == 0, message_of(p.error()));
+}
+
+BOOST_AUTO_TEST_CASE(malformed_chunks_are_rejected_whole) {
+  table_spec spec{{key_kind::integer}, {agg_fn::count, agg_fn::avg}};
+  agg_table t{spec};
+  for (int64_t k : {3, 1, 2}) {
+    char key[12] = {0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, static_cast<char>(k)};
+    auto* st = t.state(std::string_view(key, 12));
+    t.add_rows(st, 0, k);
+    t.add_value(st, 1, 1.5 * static_cast<double>(k));
+  }
+  auto sorted = to_sorted(t);
+  BOOST_TEST(std::get<int64_t>(decode_key(sorted.keys[0], spec.keys)[0]) == 1);
+  auto good = encode_chunk(sorted, 0, 10);
+  sorted_partial into{spec};
+  BOOST_REQUIRE(append_chunk(into, good));
+  BOOST_TEST(into.size() == 3u);
+  // Any truncation, and garbage, is an error that appends nothing.
+  for (size_t cut = 8; cut < good.size(); cut += 8) {
+    std::string copy = good.substr(0, cut);
+    sorted_partial p{spec};
+    auto r = append_chunk(p, copy);
+    if (!r)
+      BOOST_TEST(p.size() == 0u);
+  }
+  std::string garbage(256, '\x5a');
+  sorted_partial g{spec};
+  BOOST_TEST(!append_chunk(g, garbage));
+  BOOST_TEST(g.size() == 0u);
+  // Appending the same run again breaks the key order: rejected.
+  BOOST_TEST(!append_chunk(into, good));
+  BOOST_TEST(into.size() == 3u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
