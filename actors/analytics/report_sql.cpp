@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <set>
 
@@ -130,10 +131,18 @@ std::string where_sql(const report_plan& p, binder& bind, const partition* part)
       };
       conds.push_back("ctid >= " + tid(part->lo) + " AND ctid < " + tid(part->hi));
     } else {
-      // int8 whatever the column's integer type: the open ends are int8's extremes.
-      conds.push_back(q(d.partition_column) + " >= " + bind(std::to_string(part->lo), "int8")
-                      + " AND " + q(d.partition_column) + " < "
-                      + bind(std::to_string(part->hi), "int8"));
+      // int8 whatever the column's integer type. The first and last partitions are open
+      // at their outer end (int8's extremes stand for "unbounded").
+      auto col = q(d.partition_column);
+      bool first = part->lo == std::numeric_limits<int64_t>::min();
+      if (!first)
+        conds.push_back(col + " >= " + bind(std::to_string(part->lo), "int8"));
+      if (part->hi != std::numeric_limits<int64_t>::max()) {
+        auto below = col + " < " + bind(std::to_string(part->hi), "int8");
+        // Rows whose partition key is NULL belong to the first partition.
+        bool nullable = p.not_null.count(d.partition_column) == 0;
+        conds.push_back(first && nullable ? "(" + below + " OR " + col + " IS NULL)" : below);
+      }
     }
   }
   std::string out;
@@ -598,13 +607,15 @@ caf::expected<std::vector<partition>> plan_partitions(pg_connection& pg, const r
     hi = std::stoll(*row[1]);
   }
   std::vector<partition> out;
-  auto span = static_cast<uint64_t>(hi - lo) + 1;
-  auto parts = std::max<uint64_t>(1, std::min<uint64_t>(n, span));
+  // 128-bit arithmetic: ids may span all of int64 (hi - lo and span * i overflow 64 bits).
+  using wide = __int128;
+  wide span = static_cast<wide>(hi) - static_cast<wide>(lo) + 1;
+  auto parts = static_cast<uint64_t>(std::max<wide>(1, std::min<wide>(static_cast<wide>(n), span)));
   for (uint64_t i = 0; i < parts; ++i) {
     partition x;
     x.id = static_cast<uint32_t>(i);
-    x.lo = lo + static_cast<int64_t>(span * i / parts);
-    x.hi = lo + static_cast<int64_t>(span * (i + 1) / parts);
+    x.lo = static_cast<int64_t>(lo + span * static_cast<wide>(i) / static_cast<wide>(parts));
+    x.hi = static_cast<int64_t>(lo + span * static_cast<wide>(i + 1) / static_cast<wide>(parts));
     out.push_back(x);
   }
   // Rows written after planning still belong to the report: the ends stay open.

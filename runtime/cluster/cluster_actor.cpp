@@ -172,6 +172,11 @@ public:
         });
   }
 
+  // Two members that learn of each other at the same moment must not dial each other at
+  // once: CAF 0.17's BASP can then drop messages in flight while it settles on one
+  // connection (seen as lost join and service calls). The smaller name dials.
+  bool dials_first(const std::string& peer_name) const { return name() < peer_name; }
+
   // Adopts the sender of a `join` (or any envelope) as the handle for `name`.
   void adopt(const std::string& name, const caf::actor& handle) {
     auto i = st_->peers.find(name);
@@ -200,7 +205,7 @@ public:
       st_->peers.emplace(m.name, std::move(p));
       spdlog::info("cluster: member {} ({}:{}) is {} (incarnation {})", m.name, m.host,
                    m.cluster_port, to_string(m.status), m.incarnation);
-      if (m.status == member_status::alive && !authoritative)
+      if (m.status == member_status::alive && !authoritative && dials_first(m.name))
         connect(m.host, m.cluster_port, m.name);
       return true;
     }
@@ -215,7 +220,7 @@ public:
       p.last_seen = self_->clock().now();
       spdlog::info("cluster: member {} rejoined with incarnation {} ({})", m.name,
                    m.incarnation, to_string(m.status));
-      if (m.status == member_status::alive && !authoritative)
+      if (m.status == member_status::alive && !authoritative && dials_first(m.name))
         connect(m.host, m.cluster_port, m.name);
       return true;
     }
@@ -286,9 +291,13 @@ public:
         // passes without one, and we keep dialling it (backed off) until it answers or left.
         if (p.info.status == member_status::left)
           continue;
-        if (p.info.status == member_status::alive && now - p.last_seen > st_->cfg.failure_timeout)
+        bool overdue = now - p.last_seen > st_->cfg.failure_timeout;
+        if (p.info.status == member_status::alive && overdue)
           mark_down(n, member_status::down, "no connection");
-        connect(p.info.host, p.info.cluster_port, n);
+        // The other side dials first when its name sorts first; we step in only once it is
+        // overdue (it may be unable to reach us, or down).
+        if (dials_first(n) || overdue)
+          connect(p.info.host, p.info.cluster_port, n);
         continue;
       }
       send(p.handle, hb);

@@ -143,22 +143,38 @@ std::string read_all(int fd, std::chrono::milliseconds limit) {
 } // namespace
 
 int http_get(uint16_t port, const std::string& path, std::string* body) {
+  return http_request(port, "GET", path, "", body, std::chrono::seconds{5});
+}
+
+int http_request(uint16_t port, const std::string& method, const std::string& path,
+                 const std::string& body, std::string* response_body,
+                 std::chrono::milliseconds limit) {
   int fd = connect_to(port);
   if (fd < 0)
     return 0;
-  auto req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    return 0;
+  auto req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  if (!body.empty())
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size())
+           + "\r\n";
+  req += "\r\n" + body;
+  for (size_t sent = 0; sent < req.size();) {
+    auto n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) {
+      ::close(fd);
+      return 0;
+    }
+    sent += static_cast<size_t>(n);
   }
-  auto resp = read_all(fd, std::chrono::seconds{5});
+  auto resp = read_all(fd, limit);
   ::close(fd);
-  if (resp.compare(0, 9, "HTTP/1.1 ") != 0)
+  auto sep = resp.find("\r\n\r\n");
+  if (resp.compare(0, 9, "HTTP/1.1 ") != 0 || sep == std::string::npos)
     return 0;
-  if (body) {
-    auto sep = resp.find("\r\n\r\n");
-    *body = sep == std::string::npos ? "" : resp.substr(sep + 4);
-  }
+  auto cl = resp.find("Content-Length: ");
+  if (cl != std::string::npos && cl < sep && resp.size() < sep + 4 + std::stoul(resp.substr(cl + 16)))
+    return 0; // cut short by `limit`
+  if (response_body)
+    *response_body = resp.substr(sep + 4);
   return std::stoi(resp.substr(9, 3));
 }
 

@@ -25,6 +25,13 @@ int run_command(const std::vector<std::string>& argv, std::string* output);
 /// `GET path` over a raw socket; returns the status code (0 when the connection failed).
 int http_get(uint16_t port, const std::string& path, std::string* body = nullptr);
 
+/// `METHOD path` with `body` (sent as application/json when not empty) over a raw socket;
+/// waits at most `limit` for the whole response. Returns the status code (0 when the
+/// connection failed or no complete response arrived) and the response body.
+int http_request(uint16_t port, const std::string& method, const std::string& path,
+                 const std::string& body, std::string* response_body = nullptr,
+                 std::chrono::milliseconds limit = std::chrono::seconds{30});
+
 /// Opens a TCP connection to the port, writes `bytes`, reads until the peer closes or 2 s
 /// pass, and closes. Returns false when the connection could not be made.
 bool send_raw(uint16_t port, const std::string& bytes);
