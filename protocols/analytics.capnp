@@ -208,11 +208,18 @@ struct WorkerError {
   sqlstate @2 :Text;
 }
 
+# What a node knows of a report's partitions: the coordinator's check for lost messages.
+struct Known {
+  merged @0 :List(UInt32);   # read into this node's partial
+  active @1 :List(UInt32);   # queued or being read
+}
+
 struct WorkerCall {
   union {
     read @0 :ReadTask;
     collect @1 :Collect;
     release @2 :Text;        # report id: drop this node's partial, cancel its readers
+    probe @3 :Text;          # report id: answer `known`
   }
 }
 
@@ -222,5 +229,6 @@ struct WorkerReply {
     chunk @1 :PartialChunk;
     released @2 :Void;
     error @3 :WorkerError;
+    known @4 :Known;
   }
 }

@@ -225,6 +225,9 @@ struct node_report {
   std::atomic<bool> stop{false};
   std::set<pg_connection*> active;
   steady::time_point expires;
+  // Service thread only: partitions queued or being read, with the promises of duplicate
+  // requests (a coordinator re-sending a read it thinks lost) that share the one read.
+  std::map<uint32_t, std::vector<caf::response_promise>> pending;
 };
 
 struct read_job {
@@ -503,7 +506,12 @@ struct part_state {
   std::string node;
   unsigned attempts = 0;
   uint64_t token = 0;
+  steady::time_point sent;
 };
+
+// How long a read may go unanswered before the coordinator asks its node whether it has it
+// (CAF may lose a message while two nodes settle their connection).
+constexpr std::chrono::seconds probe_after{2};
 
 struct worker_node {
   unsigned inflight = 0;
@@ -548,6 +556,7 @@ public:
     spdlog::info("report {} ({}): mode {} ({})", a_.id, a_.def.name, to_string(plan_->mode),
                  plan_->mode_reason);
     self_->send(self_, members_atom::value);
+    self_->delayed_send(self_, probe_after, probe_atom::value);
     wanted_ = a_.partitions;
     lease_ = std::move(*lease);
   }
@@ -636,6 +645,7 @@ public:
     s.st = part_state::running;
     s.node = node;
     s.token = ++tokens_;
+    s.sent = steady::now();
     nodes_[node].inflight++;
     capnp::MallocMessageBuilder mb;
     auto task = mb.initRoot<rp::WorkerCall>().initRead();
@@ -712,6 +722,73 @@ public:
       pump();
     } catch (const kj::Exception& e) {
       retry(*s, node + ": malformed reply: " + e.getDescription().cStr());
+      pump();
+    }
+  }
+
+  // Every probe_after: ask each node with reads older than that which partitions it has.
+  // A read it neither has nor had was lost on the way: send it again (the node answers a
+  // duplicate from the same read, so nothing is read twice).
+  void on_probe_tick() {
+    if (finished_ || finalizing_)
+      return;
+    auto now = steady::now();
+    std::set<std::string> ask;
+    for (auto& s : parts_)
+      if (s.st == part_state::running && now - s.sent >= probe_after && !nodes_[s.node].dead)
+        ask.insert(s.node);
+    for (auto& node : ask) {
+      capnp::MallocMessageBuilder mb;
+      mb.initRoot<rp::WorkerCall>().setProbe(text(a_.id));
+      auto asked = now;
+      call(node, message_bytes(mb),
+           [this, node, asked](std::string& bytes) { on_known(node, asked, bytes); },
+           [](caf::error&) {}); // a failing node shows up through its reads
+    }
+    self_->delayed_send(self_, probe_after, probe_atom::value);
+  }
+
+  void on_known(const std::string& node, steady::time_point asked, const std::string& bytes) {
+    if (finished_ || finalizing_)
+      return;
+    std::set<uint32_t> merged, active;
+    try {
+      flat_reader rd{bytes};
+      if (!rd.ok())
+        return;
+      auto r = rd.get<rp::WorkerReply>();
+      if (!r.isKnown())
+        return;
+      for (auto id : r.getKnown().getMerged())
+        merged.insert(id);
+      for (auto id : r.getKnown().getActive())
+        active.insert(id);
+    } catch (const kj::Exception&) {
+      return;
+    }
+    bool changed = false;
+    for (auto& s : parts_) {
+      if (s.st != part_state::running || s.node != node || s.sent > asked - probe_after)
+        continue;
+      if (merged.count(s.p.id)) {
+        // Read, but the answer was lost.
+        s.st = part_state::done;
+        nodes_[node].inflight--;
+        nodes_[node].done.insert(s.p.id);
+        info_.done++;
+        changed = true;
+      } else if (!active.count(s.p.id)) {
+        spdlog::warn("report {}: the read of partition {} never reached {}; sending it again",
+                     a_.id, s.p.id, node);
+        nodes_[node].inflight--;
+        retry(s, "the request to " + node + " was lost");
+        changed = true;
+      }
+      if (finished_)
+        return;
+    }
+    if (changed) {
+      progress();
       pump();
     }
   }
@@ -1046,6 +1123,7 @@ caf::behavior coordinator_impl(caf::event_based_actor* self, coord_args args) {
     },
     [c](protocols::admin_reply& r) { c->on_members(r); },
     [c](deadline_atom) { c->on_deadline(); },
+    [c](probe_atom) { c->on_probe_tick(); },
     [c](cancel_atom) { c->on_cancel(); },
   };
 }
@@ -1108,6 +1186,8 @@ public:
           job->limit = std::min(c.getLimit(), chunk_groups);
           return enqueue(std::move(job));
         }
+        case rp::WorkerCall::PROBE:
+          return probe(str(call.getProbe()));
         case rp::WorkerCall::RELEASE: {
           release(str(call.getRelease()));
           capnp::MallocMessageBuilder mb;
@@ -1137,11 +1217,40 @@ public:
       auto ms = std::max<uint32_t>(task.getDeadlineMs(), 1000);
       rep->expires = steady::now() + std::chrono::milliseconds{ms} + std::chrono::seconds{60};
     }
+    auto p = task.getPartition();
+    auto dup = rep->pending.find(p.getId());
+    if (dup != rep->pending.end()) {
+      // Already queued or being read here: answer with that read's result, never read twice.
+      dup->second.push_back(self_->make_response_promise());
+      return caf::delegated<std::string>{};
+    }
+    rep->pending[p.getId()];
     auto job = std::make_shared<read_job>();
     job->report = rep;
-    auto p = task.getPartition();
     job->part = partition{p.getId(), p.getLo(), p.getHi()};
     return enqueue(std::move(job));
+  }
+
+  caf::result<std::string> probe(const std::string& id) {
+    capnp::MallocMessageBuilder mb;
+    auto k = mb.initRoot<rp::WorkerReply>().initKnown();
+    auto i = st_->partials.find(id);
+    if (i != st_->partials.end()) {
+      auto& rep = *i->second;
+      std::vector<uint32_t> merged;
+      {
+        std::lock_guard<std::mutex> guard{rep.mtx};
+        merged.assign(rep.merged.begin(), rep.merged.end());
+      }
+      auto m = k.initMerged(static_cast<unsigned>(merged.size()));
+      for (unsigned j = 0; j < merged.size(); ++j)
+        m.set(j, merged[j]);
+      auto a = k.initActive(static_cast<unsigned>(rep.pending.size()));
+      unsigned j = 0;
+      for (auto& [part, waiting] : rep.pending)
+        a.set(j++, part);
+    }
+    return message_bytes(mb);
   }
 
   caf::result<std::string> enqueue(std::shared_ptr<read_job> job) {
@@ -1158,16 +1267,30 @@ public:
       auto next = std::move(st_->queue.front());
       st_->queue.pop_front();
       auto promise = next.promise;
+      auto rep = next.job->report;
+      auto part = next.job->collect ? -1 : static_cast<int64_t>(next.job->part.id);
+      // Every promise waiting on this read (duplicates included) gets its result.
+      auto answer = [rep, part, promise](const std::string& bytes) mutable {
+        promise.deliver(bytes);
+        if (part < 0)
+          return;
+        auto i = rep->pending.find(static_cast<uint32_t>(part));
+        if (i == rep->pending.end())
+          return;
+        for (auto& p : i->second)
+          p.deliver(bytes);
+        rep->pending.erase(i);
+      };
       self_->request(reader, caf::infinite, read_atom::value, std::move(next.job))
         .then(
-          [this, reader, promise](std::string& bytes) mutable {
-            promise.deliver(std::move(bytes));
+          [this, reader, answer](std::string& bytes) mutable {
+            answer(bytes);
             st_->idle.push_back(reader);
             dispatch();
           },
-          [this, promise](caf::error& err) mutable {
+          [answer](caf::error& err) mutable {
             // The reader died (its supervisor link takes the service down too; see start).
-            promise.deliver(worker_error(make_error(report_errc::internal, describe(err))));
+            answer(worker_error(make_error(report_errc::internal, describe(err))));
           });
     }
   }
@@ -1180,9 +1303,18 @@ public:
     st_->partials.erase(i);
     rep->stop = true;
     // Queued reads of this report never start.
+    auto cancelled = worker_error(make_error(report_errc::cancelled, "report released"));
     for (auto q = st_->queue.begin(); q != st_->queue.end();) {
       if (q->job->report == rep) {
-        q->promise.deliver(worker_error(make_error(report_errc::cancelled, "report released")));
+        q->promise.deliver(cancelled);
+        if (!q->job->collect) {
+          auto w = rep->pending.find(q->job->part.id);
+          if (w != rep->pending.end()) {
+            for (auto& p : w->second)
+              p.deliver(cancelled);
+            rep->pending.erase(w);
+          }
+        }
         q = st_->queue.erase(q);
       } else {
         ++q;
@@ -1336,6 +1468,7 @@ public:
       e.info.status = r.getStatus();
       e.info.done = r.getPartitionsDone();
       e.info.partitions = r.getPartitions();
+      e.info.rows_read = r.getRowsRead();
       if (r.hasResultRef())
         e.stored_pages = (r.getTotalRows() + page_rows - 1) / page_rows;
     } catch (const kj::Exception&) {
@@ -1347,6 +1480,7 @@ public:
       p.setReportId(text(id));
       p.setPartitionsDone(e.info.done);
       p.setPartitionsTotal(e.info.partitions);
+      p.setRowsRead(e.info.rows_read);
       p.setStatus(e.info.status);
       s(message_bytes(mb));
     }

@@ -238,13 +238,23 @@ int run_report(const report_options& o) {
     } else {
       uint64_t offset = 0;
       bool begun = false;
-      while (true) {
+      auto request = [&](uint64_t at) {
         auto fetch = analytics.fetchResultRequest();
         fetch.setRef(rr.getResultRef());
-        fetch.setOffset(offset);
+        fetch.setOffset(at);
         fetch.setLimit(page_limit);
-        auto page = fetch.send().wait(ws);
+        return fetch.send();
+      };
+      // One page in flight ahead: the node reads and sends the next page while this one
+      // is written out.
+      auto pending = request(0);
+      while (true) {
+        auto page = pending.wait(ws);
         auto p = page.getPage();
+        auto next_offset = offset + p.getRows().size();
+        bool more = p.getRows().size() > 0 && next_offset < p.getTotalRows();
+        if (more)
+          pending = request(next_offset);
         if (p.getErrorCode().size() > 0) {
           std::cerr << "wharf report: fetching rows at " << offset << ": "
                     << p.getErrorCode().cStr() << ": " << p.getError().cStr() << "\n";
@@ -255,8 +265,8 @@ int run_report(const report_options& o) {
           begun = true;
         }
         w.rows(p.getRows());
-        offset += p.getRows().size();
-        if (p.getRows().size() == 0 || offset >= p.getTotalRows())
+        offset = next_offset;
+        if (!more)
           break;
       }
     }
