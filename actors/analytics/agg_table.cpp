@@ -295,6 +295,29 @@ uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at) {
 
 } // namespace
 
+std::pair<uint64_t, uint64_t> key_prefixes(std::string_view k, const std::vector<key_kind>& kinds) {
+  size_t at = 0;
+  uint64_t p1 = kinds.size() > 0 ? sort_prefix(k, kinds[0], at) : 0;
+  uint64_t p2 = kinds.size() > 1 ? sort_prefix(k, kinds[1], at) : 0;
+  return {p1, p2};
+}
+
+namespace {
+
+// Orders two groups of sorted partials: prefixes first, then equal bytes mean equal keys
+// (the binary encoding of a value is canonical), and only then a field-by-field compare.
+inline int compare_groups(const std::pair<uint64_t, uint64_t>& pa, std::string_view a,
+                          const std::pair<uint64_t, uint64_t>& pb, std::string_view b,
+                          const std::vector<key_kind>& kinds) {
+  if (pa != pb)
+    return pa < pb ? -1 : 1;
+  if (a == b)
+    return 0;
+  return compare_keys(a, b, kinds);
+}
+
+} // namespace
+
 int compare_keys(std::string_view a, std::string_view b, const std::vector<key_kind>& kinds) {
   size_t i = 0, j = 0;
   for (auto kind : kinds) {
@@ -347,10 +370,9 @@ std::vector<uint32_t> agg_table::sorted() const {
   };
   std::vector<item> xs(groups());
   for (uint32_t g = 0; g < groups(); ++g) {
-    auto k = key(g);
-    size_t at = 0;
-    uint64_t p1 = spec_.keys.size() > 0 ? sort_prefix(k, spec_.keys[0], at) : 0;
-    uint64_t p2 = spec_.keys.size() > 1 ? sort_prefix(k, spec_.keys[1], at) : 0;
+    if (g + 8 < groups())
+      __builtin_prefetch(records_[g + 8]);
+    auto [p1, p2] = key_prefixes(key(g), spec_.keys);
     xs[g] = item{p1, p2, g};
   }
   std::sort(xs.begin(), xs.end(), [this](const item& x, const item& y) {
@@ -403,8 +425,14 @@ sorted_partial to_sorted(const agg_table& t) {
     out.mins.reserve(order.size() * na);
   if (shape.max)
     out.maxs.reserve(order.size() * na);
-  for (auto g : order) {
-    out.keys.push_back(t.key(g));
+  out.prefixes.reserve(order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    auto g = order[i];
+    if (i + 8 < order.size())
+      t.prefetch_group(order[i + 8]);
+    auto k = t.key(g);
+    out.keys.push_back(k);
+    out.prefixes.push_back(key_prefixes(k, t.spec().keys));
     for (size_t a = 0; a < na; ++a) {
       out.counts.push_back(t.count(g, a));
       if (shape.sum)
@@ -429,6 +457,7 @@ void take(sorted_partial& out, const sorted_partial& from, size_t g, bool combin
   auto na = out.spec.aggs.size();
   if (!combine) {
     out.keys.push_back(from.keys[g]);
+    out.prefixes.push_back(from.prefixes[g]);
     for (size_t a = 0; a < na; ++a) {
       auto i = g * na + a;
       out.counts.push_back(from.counts[i]);
@@ -480,23 +509,38 @@ sorted_partial merge_sorted(const std::vector<const sorted_partial*>& runs,
   }
   auto na = spec.aggs.size();
   out.keys.reserve(total);
+  out.prefixes.reserve(total);
   out.counts.reserve(total * na);
   std::vector<size_t> at(runs.size(), 0);
+  std::vector<size_t> ties;
+  // Each run holds a key once, so equal keys can only meet at the heads: take the smallest
+  // head and fold in every other head equal to it.
   while (true) {
     size_t best = runs.size();
+    ties.clear();
     for (size_t r = 0; r < runs.size(); ++r) {
       if (at[r] >= runs[r]->size())
         continue;
-      if (best == runs.size()
-          || compare_keys(runs[r]->keys[at[r]], runs[best]->keys[at[best]], spec.keys) < 0)
+      if (best == runs.size()) {
         best = r;
+        continue;
+      }
+      auto& x = *runs[r];
+      auto& y = *runs[best];
+      auto c = compare_groups(x.prefixes[at[r]], x.keys[at[r]], y.prefixes[at[best]],
+                              y.keys[at[best]], spec.keys);
+      if (c < 0) {
+        best = r;
+        ties.clear();
+      } else if (c == 0) {
+        ties.push_back(r);
+      }
     }
     if (best == runs.size())
       break;
-    auto& run = *runs[best];
-    auto g = at[best]++;
-    bool combine = !out.keys.empty() && compare_keys(out.keys.back(), run.keys[g], spec.keys) == 0;
-    take(out, run, g, combine, shape);
+    take(out, *runs[best], at[best]++, false, shape);
+    for (auto r : ties)
+      take(out, *runs[r], at[r]++, true, shape);
   }
   return out;
 }
@@ -607,17 +651,25 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     auto* p = reinterpret_cast<const char*>(keys.begin());
     size_t avail = keys.size();
     std::vector<std::string_view> ks;
+    std::vector<std::pair<uint64_t, uint64_t>> pre;
     ks.reserve(n);
+    pre.reserve(n);
     size_t at = 0;
     for (uint32_t g = 0; g < n; ++g) {
       auto len = key_length(p + at, avail - at, into.spec.keys.size());
       if (len == 0)
         return bad("key " + std::to_string(g) + " is truncated");
       ks.emplace_back(p + at, len);
+      pre.push_back(key_prefixes(ks.back(), into.spec.keys));
       at += len;
-      auto& prev = g > 0 ? ks[g - 1] : (into.keys.empty() ? ks[g] : into.keys.back());
-      if (&prev != &ks[g] && compare_keys(prev, ks[g], into.spec.keys) >= 0)
-        return bad("keys out of order at group " + std::to_string(g));
+      // Merging relies on strictly ascending keys.
+      bool has_prev = g > 0 || !into.keys.empty();
+      if (has_prev) {
+        auto& pk = g > 0 ? ks[g - 1] : into.keys.back();
+        auto& pp = g > 0 ? pre[g - 1] : into.prefixes.back();
+        if (compare_groups(pp, pk, pre[g], ks[g], into.spec.keys) >= 0)
+          return bad("keys out of order at group " + std::to_string(g));
+      }
     }
     if (at != avail)
       return bad("trailing key bytes");
@@ -641,6 +693,7 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
       }
     }
     into.keys.insert(into.keys.end(), ks.begin(), ks.end());
+    into.prefixes.insert(into.prefixes.end(), pre.begin(), pre.end());
     for (unsigned i = 0; i < m; ++i) {
       into.counts.push_back(counts[i]);
       if (shape.sum)

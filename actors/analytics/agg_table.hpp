@@ -77,6 +77,7 @@ public:
     if (!slots_.empty())
       __builtin_prefetch(&slots_[h & mask_]);
   }
+  void prefetch_group(uint32_t g) const { __builtin_prefetch(records_[g]); }
   void prefetch_record(uint64_t h) const {
     if (!slots_.empty())
       if (auto* r = slots_[h & mask_].rec)
@@ -135,6 +136,9 @@ struct sorted_partial {
   explicit sorted_partial(table_spec s);
   table_spec spec;
   std::vector<std::string_view> keys;
+  /// Per group, 64-bit order-preserving prefixes of the first two key fields: merges compare
+  /// these first and look at the key bytes only on a tie.
+  std::vector<std::pair<uint64_t, uint64_t>> prefixes;
   std::vector<int64_t> counts;
   std::vector<double> sums, mins, maxs;  ///< empty unless an aggregate needs them
   std::vector<distinct_set> distinct;    ///< empty unless count_distinct
@@ -164,6 +168,9 @@ struct chunk_info {
 /// which must outlive `into`). Untrusted input: lengths and key order are checked; a
 /// malformed chunk is an error and appends nothing.
 [[nodiscard]] caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view reply);
+
+/// The order-preserving prefixes of a key's first two fields (see sorted_partial).
+std::pair<uint64_t, uint64_t> key_prefixes(std::string_view key, const std::vector<key_kind>& kinds);
 
 /// Compares two keys in their binary form as PostgreSQL orders them ascending.
 int compare_keys(std::string_view a, std::string_view b, const std::vector<key_kind>& kinds);

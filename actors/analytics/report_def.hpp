@@ -75,7 +75,7 @@ struct report_params {
 };
 
 /// `user_behavior_report` over `user_events`: grouped by (user_id, event_type),
-/// avg(value) AS avg_value, count(id) AS event_count.
+/// avg(value) AS avg_value, count(id) AS event_count; partitions are page ranges (ctid).
 report_def user_behavior_report();
 
 /// Checks and converts a `[[reports]]` entry; errors name the report and the key.
