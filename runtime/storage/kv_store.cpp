@@ -50,8 +50,16 @@ caf::expected<std::unique_ptr<kv_store>> kv_store::open(const std::string& dir) 
   opts.keep_log_file_num = 3;
   rocksdb::ColumnFamilyOptions cfo;
   cfo.write_buffer_size = 4 << 20;
+  // Actor state also holds large values (stored report results, pages of megabytes): those
+  // go to blob files, written once at flush and never rewritten by compaction or
+  // re-compressed.
+  auto state_cfo = cfo;
+  state_cfo.enable_blob_files = true;
+  state_cfo.min_blob_size = 64 << 10;
+  state_cfo.blob_compression_type = rocksdb::kNoCompression;
+  state_cfo.enable_blob_garbage_collection = true;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-    {rocksdb::kDefaultColumnFamilyName, cfo}, {"actor_state", cfo}, {"meta", cfo}};
+    {rocksdb::kDefaultColumnFamilyName, cfo}, {"actor_state", state_cfo}, {"meta", cfo}};
   auto p = std::make_unique<impl>();
   p->dir = dir;
   rocksdb::DB* raw = nullptr;
