@@ -70,8 +70,10 @@ if [ -f "$data/postmaster.pid" ] && [ -f "$dir/dsn" ] && pg "$pg_bin/pg_ctl" -D 
   cat "$dir/dsn"   # already running
   exit 0
 fi
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=""
 for p in $(seq "$port_from" $((port_from + 99))); do
+  port_in_use "$p" && continue
   # Truncate (never create: a root-owned log would be unwritable for postgres).
   if [ -f "$dir/server.log" ]; then : >"$dir/server.log"; fi
   if pg "$pg_bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 30 \

@@ -69,80 +69,28 @@ fi
 [ -f "$build_dir/CTestTestfile.cmake" ] ||
   die "no tests in $build_dir (missing CTestTestfile.cmake); build with -DWHARF_ENABLE_TESTING=ON or drop --no-build"
 
-# -- throwaway PostgreSQL (see /work/shared/toolchain-notes.md section 8) --
+# -- throwaway PostgreSQL (deploy/local-pg.sh; see /work/shared/toolchain-notes.md section 8) --
 
-for b in initdb pg_ctl pg_isready; do
-  [ -x "$pg_bin/$b" ] || die "$pg_bin/$b not found (install postgresql-15 with deploy/install-deps.sh, or set WHARF_PG_BIN)"
-done
-
-as_pg=()
-if [ "$(id -u)" -eq 0 ]; then
-  id postgres >/dev/null 2>&1 || die "running as root, but there is no 'postgres' user to run PostgreSQL (initdb refuses root); install the postgresql package"
-  as_pg=(runuser -u postgres --)
-fi
-
-pg_data=""
-pg_started=0
-
-# Runs a PostgreSQL command as its owner, from / (postgres must be able to read the cwd).
-pg() { (cd / && "${as_pg[@]}" "$@"); }
-
+# Under /tmp, not $TMPDIR: every parent directory must be traversable by the postgres user.
+pg_dir=""
 # shellcheck disable=SC2317  # invoked through the EXIT trap
 stop_pg() {
-  if [ "$pg_started" = 1 ]; then
-    pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
-      echo "tests/run.sh: warning: pg_ctl stop failed; see $pg_data/server.log" >&2
-    pg_started=0
-  fi
-  if [ -n "$pg_data" ] && [ -d "$pg_data" ]; then
-    rm -rf "$pg_data"
+  if [ -n "$pg_dir" ]; then
+    WHARF_PG_BIN="$pg_bin" "$repo_dir/deploy/local-pg.sh" remove "$pg_dir" ||
+      echo "tests/run.sh: warning: could not stop PostgreSQL in $pg_dir" >&2
+    pg_dir=""
   fi
 }
 trap stop_pg EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 banner "starting a throwaway PostgreSQL from $pg_bin"
-# Under /tmp, not $TMPDIR: every parent directory must be traversable by the postgres user.
-pg_data="$(mktemp -d /tmp/wharf-pg.XXXXXX)"
-[ ${#as_pg[@]} -eq 0 ] || chown postgres:postgres "$pg_data"
-pg "$pg_bin/initdb" -D "$pg_data" -U postgres -A trust -E UTF8 --no-sync >"$pg_data.initdb.log" 2>&1 || {
-  cat "$pg_data.initdb.log" >&2; rm -f "$pg_data.initdb.log"; die "initdb failed"
-}
-rm -f "$pg_data.initdb.log"
-
-pg_port=""
-for ((port = 54329; port < 54429; port++)); do
-  port_in_use "$port" && continue
-  # Truncate (never create: a root-owned log would be unwritable for postgres) so the check
-  # below sees only this attempt.
-  if [ -f "$pg_data/server.log" ]; then : >"$pg_data/server.log"; fi
-  if pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/server.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$pg_data -c fsync=off" \
-    start >/dev/null; then
-    pg_started=1
-    pg_port="$port"
-    break
-  fi
-  # Lost a race for the port: try the next one. Anything else is a real failure.
-  grep -qE 'could not bind|Address already in use' "$pg_data/server.log" 2>/dev/null || {
-    tail -n 20 "$pg_data/server.log" >&2 || true
-    die "PostgreSQL did not start"
-  }
-done
-[ -n "$pg_port" ] || die "no free port for PostgreSQL in 54329..54428"
-
-ready=0
-for _ in $(seq 1 100); do
-  if "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then ready=1; break; fi
-  sleep 0.1
-done
-[ $ready = 1 ] || { tail -n 20 "$pg_data/server.log" >&2 || true; die "PostgreSQL on port $pg_port is not ready after 10 s"; }
-
-export WHARF_PG_DSN="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
-echo "PostgreSQL ready: WHARF_PG_DSN=\"$WHARF_PG_DSN\" (data in $pg_data, removed on exit)"
+pg_dir="$(mktemp -d /tmp/wharf-pg.XXXXXX)"
+dsn_line="$(WHARF_PG_BIN="$pg_bin" "$repo_dir/deploy/local-pg.sh" start "$pg_dir" --port-from 54329)" ||
+  die "PostgreSQL did not start"
+eval "export $dsn_line"
+echo "PostgreSQL ready: WHARF_PG_DSN=\"$WHARF_PG_DSN\" (data in $pg_dir, removed on exit)"
 
 # -- tests --
 

@@ -137,12 +137,7 @@ err_dir="$work_dir/err"
 mkdir -p "$out_dir" "$err_dir"
 export WHARF_BIN_DIR="$build_dir/apps"
 cluster_up=0
-pg_data=""
-pg_started=0
-as_pg=()
-
-# Runs a PostgreSQL server command as its owner, from / (postgres must be able to read the cwd).
-pg() { (cd / && "${as_pg[@]}" "$@"); }
+pg_dir=""
 
 # shellcheck disable=SC2317  # invoked through the EXIT trap
 cleanup() {
@@ -152,12 +147,11 @@ cleanup() {
       echo "bench/report/run.sh: warning: cluster.sh down failed; check $work_dir/pids" >&2
     cluster_up=0
   fi
-  if [ "$pg_started" = 1 ]; then
-    pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
-      echo "bench/report/run.sh: warning: pg_ctl stop failed; see $pg_data/server.log" >&2
-    pg_started=0
+  if [ -n "$pg_dir" ]; then
+    WHARF_PG_BIN="$pg_bin" "$repo_dir/deploy/local-pg.sh" remove "$pg_dir" ||
+      echo "bench/report/run.sh: warning: could not stop PostgreSQL in $pg_dir" >&2
+    pg_dir=""
   fi
-  if [ -n "$pg_data" ] && [ -d "$pg_data" ]; then rm -rf "$pg_data"; fi
   if [ "$rc" -eq 0 ]; then
     rm -rf "$work_dir"
   else
@@ -168,56 +162,23 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # -- 1. PostgreSQL --
 
 if [ -n "${WHARF_PG_DSN:-}" ]; then
   dsn="$WHARF_PG_DSN"
 else
-  for b in initdb pg_ctl pg_isready; do
-    [ -x "$pg_bin/$b" ] || die "$pg_bin/$b not found (install postgresql-15, set WHARF_PG_BIN, or set WHARF_PG_DSN)"
-  done
-  if [ "$(id -u)" -eq 0 ]; then
-    id postgres >/dev/null 2>&1 || die "running as root, but there is no 'postgres' user to run PostgreSQL (initdb refuses root)"
-    as_pg=(runuser -u postgres --)
-  fi
-  banner "starting a throwaway PostgreSQL from $pg_bin"
+  banner "starting a throwaway PostgreSQL from $pg_bin (deploy/local-pg.sh)"
   # Under /tmp, not $TMPDIR: every parent directory must be traversable by the postgres user.
-  pg_data="$(mktemp -d /tmp/wharf-bench-pg.XXXXXX)"
-  [ ${#as_pg[@]} -eq 0 ] || chown postgres:postgres "$pg_data"
-  pg "$pg_bin/initdb" -D "$pg_data" -U postgres -A trust -E UTF8 --no-sync >"$work_dir/initdb.log" 2>&1 || {
-    cat "$work_dir/initdb.log" >&2; die "initdb failed"
-  }
+  pg_dir="$(mktemp -d /tmp/wharf-bench-pg.XXXXXX)"
   # Sized for a 24 GiB machine that also runs 3 nodes and Dask: the whole table (~0.8 GiB at
   # 10M rows) fits in shared_buffers with room to spare.
-  pg_opts="-c listen_addresses=127.0.0.1 -c unix_socket_directories=$pg_data -c fsync=off"
-  pg_opts+=" -c shared_buffers=4GB -c work_mem=64MB -c max_wal_size=8GB"
-  pg_port=""
-  for ((port = 54529; port < 54629; port++)); do
-    port_in_use "$port" && continue
-    # Truncate (never create: a root-owned log would be unwritable for postgres).
-    if [ -f "$pg_data/server.log" ]; then : >"$pg_data/server.log"; fi
-    if pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pg_data/server.log" -w -t 30 \
-      -o "$pg_opts -p $port" start >/dev/null; then
-      pg_started=1
-      pg_port="$port"
-      break
-    fi
-    grep -qE 'could not bind|Address already in use' "$pg_data/server.log" 2>/dev/null || {
-      tail -n 20 "$pg_data/server.log" >&2 || true
-      die "PostgreSQL did not start"
-    }
-  done
-  [ -n "$pg_port" ] || die "no free port for PostgreSQL in 54529..54628"
-  ready=0
-  for _ in $(seq 1 100); do
-    if "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then ready=1; break; fi
-    sleep 0.1
-  done
-  [ $ready = 1 ] || { tail -n 20 "$pg_data/server.log" >&2 || true; die "PostgreSQL on port $pg_port is not ready after 10 s"; }
-  dsn="host=127.0.0.1 port=$pg_port user=postgres dbname=postgres"
-  echo "PostgreSQL ready: $dsn (data in $pg_data, removed on exit)"
+  dsn_line="$(WHARF_PG_BIN="$pg_bin" "$repo_dir/deploy/local-pg.sh" start "$pg_dir" \
+    --port-from 54529 -c shared_buffers=4GB -c work_mem=64MB -c max_wal_size=8GB)" ||
+    die "PostgreSQL did not start"
+  eval "$dsn_line"
+  dsn="$WHARF_PG_DSN"
+  unset WHARF_PG_DSN
+  echo "PostgreSQL ready: $dsn (data in $pg_dir, removed on exit)"
 fi
 shown_dsn="$(sed -E "s/(password=)('[^']*'|[^ ]*)/\1***/; s#(://[^:/@]*:)[^@]*@#\1***@#" <<<"$dsn")"
 
