@@ -9,10 +9,13 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "actors/analytics/capnp_io.hpp"
+#include "protocols/capnp_io.hpp"
 #include "protocols/analytics.capnp.h"
 
 namespace wharf::actors {
+
+using protocols::flat_reader;
+using protocols::message_bytes;
 
 const char* to_string(key_kind x) noexcept {
   switch (x) {
@@ -118,24 +121,6 @@ uint64_t* agg_table::state(std::string_view key, uint64_t h) {
     distinct_.resize(distinct_.size() + na_);
   slots_[i] = slot{h, rec};
   return rec + 1;
-}
-
-void agg_table::add_value(uint64_t* st, size_t a, double v) {
-  auto* p = st + a * wpa_;
-  bool first = p[0] == 0;
-  p[0] += 1;
-  size_t f = 1;
-  if (shape_.sum) {
-    setd(p + f, getd(p + f) + v);
-    ++f;
-  }
-  if (shape_.min) {
-    if (first || v < getd(p + f))
-      setd(p + f, v);
-    ++f;
-  }
-  if (shape_.max && (first || v > getd(p + f)))
-    setd(p + f, v);
 }
 
 void agg_table::add_state(uint64_t* st, size_t a, int64_t count, double sum, double min,

@@ -87,7 +87,7 @@ public:
   void add_rows(uint64_t* st, size_t a, int64_t n) {
     reinterpret_cast<int64_t&>(st[a * wpa_]) += n;
   }
-  void add_value(uint64_t* st, size_t a, double v);
+  void add_value(uint64_t* st, size_t a, double v) { add_state(st, a, 1, v, v, v); }
   void add_distinct(uint64_t* st, size_t a, std::string_view v);
   /// Merges a partial state (count, and sum/min/max when count > 0).
   void add_state(uint64_t* st, size_t a, int64_t count, double sum, double min, double max);

@@ -14,7 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/analytics/agg_table.hpp"
-#include "actors/analytics/capnp_io.hpp"
+#include "protocols/capnp_io.hpp"
 #include "actors/analytics/report_def.hpp"
 #include "actors/analytics/report_sql.hpp"
 #include "protocols/analytics.capnp.h"
@@ -22,6 +22,9 @@
 #include "runtime/pg/pg_connection.hpp"
 
 namespace wharf::actors {
+
+using protocols::flat_reader;
+using protocols::message_bytes;
 
 using namespace wharf::runtime;
 namespace rp = wharf::reports;

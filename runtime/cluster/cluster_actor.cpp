@@ -551,10 +551,8 @@ public:
                    envelope_bytes(service_call{std::move(service), std::move(payload)}))
       .then(
         [this, id, rp](const std::string& bytes) mutable {
-          auto i = st_->pending.find(id);
-          if (i == st_->pending.end())
+          if (!take_pending(id))
             return; // already failed (peer down)
-          st_->pending.erase(i);
           auto env = decode(bytes);
           if (!env) {
             rp.deliver(env.error());
@@ -569,14 +567,21 @@ public:
             rp.deliver(std::move(r->payload));
         },
         [this, id, rp, node](caf::error& err) mutable {
-          auto i = st_->pending.find(id);
-          if (i == st_->pending.end())
+          if (!take_pending(id))
             return;
-          st_->pending.erase(i);
           rp.deliver(make_error(runtime_errc::peer_down,
                                 "call to " + node + " failed: " + describe(err)));
         });
     return rp;
+  }
+
+  // Forgets pending call `id`; false when it was already answered (failed at peer down).
+  bool take_pending(uint64_t id) {
+    auto i = st_->pending.find(id);
+    if (i == st_->pending.end())
+      return false;
+    st_->pending.erase(i);
+    return true;
   }
 
   static runtime_errc errc_from_string(const std::string& s) {
@@ -620,10 +625,8 @@ public:
                    envelope_bytes(std::move(req)))
       .then(
         [this, id, sink](const std::string& bytes) {
-          auto i = st_->pending.find(id);
-          if (i == st_->pending.end())
+          if (!take_pending(id))
             return; // already failed (peer down)
-          st_->pending.erase(i);
           auto env = decode(bytes);
           if (!env) {
             sink(make_admin_error("bad_reply", "malformed reply: " + describe(env.error())));
@@ -635,10 +638,8 @@ public:
             sink(make_admin_error("bad_reply", "reply is not an admin reply"));
         },
         [this, id, target, sink](caf::error& err) {
-          auto i = st_->pending.find(id);
-          if (i == st_->pending.end())
+          if (!take_pending(id))
             return;
-          st_->pending.erase(i);
           bool timeout = err == caf::sec::request_timeout;
           auto r = make_admin_error(timeout ? "timeout" : "remote_error",
                                     "request to " + target + " failed: " + describe(err));

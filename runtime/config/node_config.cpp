@@ -169,30 +169,29 @@ struct reader {
           return;
         }
       report_config r;
-      auto text = [&](const char* key, std::string& v, bool required) {
+      // The key's node, or nothing (then `err` says so when the key is required).
+      auto lookup = [&](const char* key, bool required) -> const toml::node* {
         if (err)
+          return nullptr;
+        auto* n = t->get(key);
+        if (!n && required)
+          err = bad(where + "." + key, "required");
+        return n;
+      };
+      auto text = [&](const char* key, std::string& v, bool required) {
+        auto* n = lookup(key, required);
+        if (!n)
           return;
-        auto n = (*t)[key];
-        if (!n) {
-          if (required)
-            err = bad(where + "." + key, "required");
-          return;
-        }
-        if (auto s = n.value<std::string>())
+        if (auto s = n->value<std::string>())
           v = *s;
         else
           err = bad(where + "." + key, "expected a string");
       };
       auto list = [&](const char* key, std::vector<std::string>& v, bool required) {
-        if (err)
+        auto* n = lookup(key, required);
+        if (!n)
           return;
-        auto n = (*t)[key];
-        if (!n) {
-          if (required)
-            err = bad(where + "." + key, "required");
-          return;
-        }
-        auto a = n.as_array();
+        auto a = n->as_array();
         if (!a) {
           err = bad(where + "." + key, "expected an array of strings");
           return;

@@ -6,6 +6,7 @@
 #include <capnp/serialize.h>
 #include <nlohmann/json.hpp>
 
+#include "protocols/capnp_io.hpp"
 #include "runtime/core/types.hpp"
 
 namespace wharf::runtime {
@@ -142,11 +143,7 @@ caf::expected<std::string> api_call_from_json(const std::string& body) {
   if (auto err = uint_field("partitions", 4096,
                             [&](uint64_t v) { req.setPartitions(static_cast<uint32_t>(v)); }))
     return err;
-  auto segments = mb.getSegmentsForOutput();
-  std::string out(capnp::computeSerializedSizeInWords(segments) * sizeof(capnp::word), '\0');
-  kj::ArrayOutputStream os(kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
-  capnp::writeMessage(os, segments);
-  return out;
+  return protocols::message_bytes(mb);
 }
 
 json to_json(reports::Value::Reader v) {

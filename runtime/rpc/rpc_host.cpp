@@ -18,6 +18,7 @@
 
 #include "protocols/analytics.capnp.h"
 #include "protocols/api.capnp.h"
+#include "protocols/capnp_io.hpp"
 #include "protocols/capnp_convert.hpp"
 #include "runtime/core/metrics.hpp"
 #include "runtime/core/types.hpp"
@@ -164,13 +165,7 @@ private:
   kj::Own<kj::CrossThreadPromiseFulfiller<void>> waiter_;
 };
 
-std::string message_bytes(capnp::MessageBuilder& mb) {
-  auto segments = mb.getSegmentsForOutput();
-  std::string out(capnp::computeSerializedSizeInWords(segments) * sizeof(capnp::word), '\0');
-  kj::ArrayOutputStream os(kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
-  capnp::writeMessage(os, segments);
-  return out;
-}
+using protocols::message_bytes;
 
 // Reads a message our own analytics service encoded (trusted, but still bounded).
 template <class T, class F>

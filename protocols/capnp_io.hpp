@@ -1,7 +1,8 @@
 #pragma once
-/// Small helpers for the analytics service's Cap'n Proto messages: flat bytes out of a
-/// builder, and a bounded reader over untrusted bytes (traversal limited to 4x the size,
-/// nesting 32, copied to aligned memory when needed). Only for .cpp files: pulls capnp in.
+/// Small helpers for Cap'n Proto messages carried as bytes (analytics payloads, RPC bridge):
+/// flat bytes out of a builder, and a bounded reader over untrusted bytes (traversal limited
+/// to 4x the size, nesting 32, copied to aligned memory when needed). Only for .cpp files:
+/// pulls capnp in.
 
 #include <cstring>
 #include <memory>
@@ -11,7 +12,7 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
-namespace wharf::actors {
+namespace wharf::protocols {
 
 inline std::string message_bytes(capnp::MessageBuilder& mb) {
   auto segments = mb.getSegmentsForOutput();
@@ -57,4 +58,4 @@ private:
   std::unique_ptr<capnp::FlatArrayMessageReader> reader_;
 };
 
-} // namespace wharf::actors
+} // namespace wharf::protocols
