@@ -169,6 +169,7 @@ struct ReadTask {
   mode @6 :ReadMode;         # pushdown or pull (never auto here)
   partition @7 :Partition;
   deadlineMs @8 :UInt32;     # the worker drops the report's state after this
+  snapshot @9 :Text;         # pg_export_snapshot() of the coordinator: every partition reads it
 }
 
 # Page through this node's merged partial (groups in a stable order).

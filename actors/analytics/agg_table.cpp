@@ -534,10 +534,21 @@ std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limi
   state_shape shape{p.spec};
   auto na = p.spec.aggs.size();
   auto first = std::min<uint64_t>(offset, p.size());
-  auto n = static_cast<uint32_t>(std::min<uint64_t>(limit, p.size() - first));
-  size_t key_bytes = 0;
-  for (uint32_t i = 0; i < n; ++i)
-    key_bytes += p.keys[first + i].size();
+  auto most = static_cast<uint32_t>(std::min<uint64_t>(limit, p.size() - first));
+  // Groups up to `limit`, and up to about 16 MB: envelopes between nodes are capped at 64 MB.
+  constexpr size_t budget = 16u << 20;
+  size_t key_bytes = 0, bytes = 0;
+  uint32_t n = 0;
+  while (n < most && (n == 0 || bytes < budget)) {
+    auto k = p.keys[first + n].size();
+    key_bytes += k;
+    bytes += k + na * 32;
+    if (shape.distinct)
+      for (size_t a = 0; a < na; ++a)
+        for (auto& v : p.distinct[(first + n) * na + a])
+          bytes += v.size() + 4;
+    ++n;
+  }
   capnp::MallocMessageBuilder mb(
     static_cast<unsigned>(std::min<size_t>(64 + key_bytes / 8 + n * na * 4, 1u << 28)));
   auto c = mb.initRoot<reports::WorkerReply>().initChunk();

@@ -44,6 +44,9 @@ constexpr uint32_t chunk_groups = 262144;     // groups per collect round trip (
 constexpr uint64_t page_rows = 50000;         // rows per stored result page
 constexpr uint32_t default_fetch = 10000;
 constexpr uint32_t max_fetch = 100000;
+constexpr size_t max_partitions = 4096;       // per report
+constexpr size_t max_running_reports = 32;    // coordinated by one node at a time
+constexpr size_t plan_connections = 8;        // coordinators beyond wait for a connection
 constexpr const char* store_path = "system/store";
 constexpr const char* service_path = "services/analytics";
 
@@ -143,6 +146,7 @@ void write_plan(rp::ReadTask::Builder b, const report_plan& p) {
     fs[k].setValue(text(p.params.filters[k].second));
   }
   b.setMode(to_wire(p.mode));
+  b.setSnapshot(text(p.snapshot));
 }
 
 caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
@@ -182,6 +186,9 @@ caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
   for (auto f : r.getFilters())
     p.params.filters.emplace_back(str(f.getColumn()), str(f.getValue()));
   p.mode = from_wire(r.getMode()) == read_mode::pull ? read_mode::pull : read_mode::pushdown;
+  p.snapshot = str(r.getSnapshot());
+  if (!p.snapshot.empty() && !valid_snapshot_id(p.snapshot))
+    return make_error(report_errc::invalid_argument, "malformed snapshot id");
   // A peer is trusted with the plan, but not with SQL: every column must be one the
   // definition names (identifiers are quoted anyway; values are bound).
   if (auto err = validate(p.def, p.params))
@@ -214,8 +221,14 @@ std::string leading_sqlstate(const std::string& msg) {
 // -- worker side: a node's partial of one report --
 
 struct node_report {
-  std::mutex mtx; // guards every member but the contents of `tables[r]` during a read
+  std::mutex mtx; // guards tables, collected, retired, running (not a table during its read)
+  std::mutex small; // guards merged and active; held only briefly (the service takes it)
   std::shared_ptr<const report_plan> plan;
+  // The column types this node trusts: looked up in its own catalog before its first read,
+  // never taken from the peer's plan (they are spliced into SQL as casts).
+  std::once_flag types_once;
+  std::shared_ptr<const report_plan> local_plan;
+  caf::error types_error;
   // One table per reader: reader r aggregates every partition it reads straight into
   // tables[r] (no per-partition table and merge). A failed read drops that whole table, and
   // with it the other partitions it held; `merged` forgets them too, and the coordinator
@@ -259,37 +272,61 @@ std::string done_reply(uint32_t id, uint64_t rows) {
 
 std::string run_read(read_job& job, pg_pool& pool, size_t r) {
   auto& rep = *job.report;
+  agg_table* table = nullptr; // only this reader touches it while the read runs
   {
     std::lock_guard<std::mutex> guard{rep.mtx};
     if (rep.stop)
       return worker_error(make_error(report_errc::cancelled, "report released"));
-    if (rep.merged.count(job.part.id))
-      return done_reply(job.part.id, 0); // already read here: idempotent
+    {
+      std::lock_guard<std::mutex> small{rep.small};
+      if (rep.merged.count(job.part.id))
+        return done_reply(job.part.id, 0); // already read here: idempotent
+    }
     if (rep.tables.size() <= r)
       rep.tables.resize(r + 1);
     if (!rep.tables[r])
       rep.tables[r] = std::make_unique<agg_table>(rep.plan->spec());
+    table = rep.tables[r].get();
     ++rep.running;
   }
-  auto lease = pool.acquire();
-  if (!lease) {
+  auto give_up = [&](const caf::error& err) {
     std::lock_guard<std::mutex> guard{rep.mtx};
     --rep.running;
-    return worker_error(make_error(report_errc::unavailable,
-                                   "database unreachable: " + message_of(lease.error())));
-  }
+    return worker_error(err);
+  };
+  auto lease = pool.acquire();
+  if (!lease)
+    return give_up(make_error(report_errc::unavailable,
+                              "database unreachable: " + message_of(lease.error())));
+  std::call_once(rep.types_once, [&] {
+    auto local = local_types(**lease, *rep.plan);
+    if (local)
+      rep.local_plan = std::make_shared<report_plan>(std::move(*local));
+    else
+      rep.types_error = local.error();
+  });
+  if (!rep.local_plan)
+    return give_up(rep.types_error);
   {
-    std::lock_guard<std::mutex> guard{rep.mtx};
+    std::lock_guard<std::mutex> small{rep.small};
     rep.active.insert(&**lease);
   }
-  auto& table = *rep.tables[r]; // only this reader touches it while the read runs
-  auto rows = read_partition(**lease, *rep.plan, job.part, table, &rep.stop);
+  caf::expected<uint64_t> rows{uint64_t{0}};
+  // A release that came after the check above found no statement to cancel: check again.
+  if (rep.stop)
+    rows = make_error(report_errc::cancelled, "report released");
+  else
+    rows = read_partition(**lease, *rep.local_plan, job.part, *table, &rep.stop);
+  {
+    std::lock_guard<std::mutex> small{rep.small};
+    rep.active.erase(&**lease);
+  }
   std::lock_guard<std::mutex> guard{rep.mtx};
   --rep.running;
-  rep.active.erase(&**lease);
+  std::lock_guard<std::mutex> small{rep.small};
   if (!rows || rep.stop) {
     // The table may hold part of this partition: drop it with everything it held.
-    for (auto id : table.partitions())
+    for (auto id : table->partitions())
       rep.merged.erase(id);
     rep.tables[r].reset();
     if (!rows)
@@ -320,13 +357,17 @@ std::string run_collect(read_job& job) {
       rep.retired.push_back(std::move(t));
     }
     auto t1 = steady::now();
-    std::vector<const sorted_partial*> runs;
-    if (rep.collected)
-      runs.push_back(&*rep.collected);
-    for (auto& p : parts)
-      runs.push_back(&p);
-    auto merged = merge_sorted(runs, rep.plan->spec());
-    rep.collected.emplace(std::move(merged));
+    if (!rep.collected && parts.size() == 1) {
+      rep.collected.emplace(std::move(parts.front())); // one table: nothing to merge
+    } else {
+      std::vector<const sorted_partial*> runs;
+      if (rep.collected)
+        runs.push_back(&*rep.collected);
+      for (auto& p : parts)
+        runs.push_back(&p);
+      auto merged = merge_sorted(runs, rep.plan->spec());
+      rep.collected.emplace(std::move(merged));
+    }
     auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
     spdlog::debug("report {}: {} tables sorted in {} ms, merged into {} groups in {} ms",
                   rep.plan->report_id, parts.size(), ms(t1 - t0), rep.collected->size(),
@@ -578,11 +619,18 @@ public:
     }
     auto n = wanted_ ? wanted_ : 4 * a_.worker_threads * nodes_.size();
     auto parts = plan_partitions(*lease_, *plan_, n);
-    lease_ = pg_pool::lease{};
     if (!parts) {
       fail(parts.error());
       return;
     }
+    // One snapshot for every partition, on every node: the planning connection exports it
+    // and keeps its transaction open until the report ends (finish()).
+    auto snap = export_snapshot(*lease_);
+    if (!snap) {
+      fail(snap.error());
+      return;
+    }
+    plan_->snapshot = *snap;
     for (auto& p : *parts) {
       part_state s;
       s.p = p;
@@ -645,6 +693,9 @@ public:
   }
 
   void send_read(const std::string& node, part_state& s) {
+    // A node whose partial was (being) collected gets more rows: collect everything again.
+    if (nodes_[node].collect != worker_node::idle)
+      restart_collect();
     s.st = part_state::running;
     s.node = node;
     s.token = ++tokens_;
@@ -1075,9 +1126,10 @@ public:
     auto release = message_bytes(mb);
     auto cluster = self_->system().registry().get<caf::actor>(cluster_name);
     if (cluster)
-      for (auto& [name, n] : nodes_)
-        if (!n.dead)
-          caf::anon_send(cluster, call_atom::value, name, std::string("analytics"), release);
+      for (auto& [name, n] : nodes_) // dead ones too: a node marked dead may still run
+        caf::anon_send(cluster, call_atom::value, name, std::string("analytics"), release);
+    if (lease_)
+      (void) lease_->query("ROLLBACK"); // ends the exported snapshot's transaction
     lease_ = pg_pool::lease{};
     self_->quit();
   }
@@ -1152,7 +1204,8 @@ struct service_state {
   node_config cfg;
   child_context ctx;
   report_catalog catalog;
-  std::shared_ptr<pg_pool> pool;
+  std::shared_ptr<pg_pool> pool;      // readers' connections
+  std::shared_ptr<pg_pool> plan_pool; // coordinators' connections (planning, snapshot)
   std::vector<caf::actor> idle;
   std::deque<pending_read> queue;
   std::map<std::string, std::shared_ptr<node_report>> partials;
@@ -1242,7 +1295,7 @@ public:
       auto& rep = *i->second;
       std::vector<uint32_t> merged;
       {
-        std::lock_guard<std::mutex> guard{rep.mtx};
+        std::lock_guard<std::mutex> small{rep.small};
         merged.assign(rep.merged.begin(), rep.merged.end());
       }
       auto m = k.initMerged(static_cast<unsigned>(merged.size()));
@@ -1324,15 +1377,15 @@ public:
       }
     }
     // Running statements are cancelled from a helper thread (PQcancel blocks briefly); the
-    // report's mutex keeps each connection from going back to the pool meanwhile.
+    // report's small mutex keeps each connection from going back to the pool meanwhile.
     bool running;
     {
-      std::lock_guard<std::mutex> guard{rep->mtx};
+      std::lock_guard<std::mutex> small{rep->small};
       running = !rep->active.empty();
     }
     if (running)
       self_->spawn<caf::detached>([rep] {
-        std::lock_guard<std::mutex> guard{rep->mtx};
+        std::lock_guard<std::mutex> small{rep->small};
         for (auto* c : rep->active)
           c->cancel();
       });
@@ -1402,6 +1455,16 @@ public:
       reply(error_response("", err, trace, st_->cfg.name));
       return;
     }
+    size_t running = 0;
+    for (auto& [id, e] : st_->reports)
+      running += e.coordinator ? 1 : 0;
+    if (running >= max_running_reports) {
+      reply(error_response("", make_error(report_errc::unavailable,
+                                          "node " + st_->cfg.name + " already runs "
+                                            + std::to_string(running) + " reports; retry later"),
+                           trace, st_->cfg.name));
+      return;
+    }
     coord_args a;
     a.id = new_id();
     a.def = std::move(*def);
@@ -1409,9 +1472,10 @@ public:
     a.mode = from_wire(req.getMode());
     a.deadline = req.getDeadlineMs() ? std::chrono::milliseconds{req.getDeadlineMs()}
                                      : st_->cfg.analytics.default_deadline;
-    a.partitions = req.getPartitions() ? req.getPartitions() : st_->cfg.analytics.partitions;
+    a.partitions = std::min<size_t>(
+      req.getPartitions() ? req.getPartitions() : st_->cfg.analytics.partitions, max_partitions);
     a.trace = trace;
-    a.pool = st_->pool;
+    a.pool = st_->plan_pool;
     a.cfg = st_->cfg.analytics;
     a.node = st_->cfg.name;
     a.worker_threads = st_->cfg.worker_threads;
@@ -1430,6 +1494,8 @@ public:
       e.progress.push_back(std::move(progress));
     // Detached: planning queries block, and the final merge is CPU-heavy.
     e.coordinator = self_->spawn<caf::detached>(coordinator_impl, std::move(a));
+    // A coordinator that dies without answering (an exception) must not leave callers hanging.
+    self_->monitor(e.coordinator);
     if (wait)
       e.waiters.push_back(std::move(reply));
     else
@@ -1655,6 +1721,20 @@ public:
     (*next)(j->first_page);
   }
 
+  void on_down(const caf::down_msg& dm) {
+    for (auto& [id, e] : st_->reports) {
+      if (e.coordinator && e.coordinator.address() == dm.source) {
+        auto reason = dm.reason ? describe(dm.reason) : std::string("it stopped");
+        spdlog::error("report {}: the coordinator died without an answer ({})", id, reason);
+        on_finished(id, error_response(id, make_error(report_errc::internal,
+                                                      "the report's coordinator failed: "
+                                                        + reason),
+                                       e.info.trace, st_->cfg.name));
+        return;
+      }
+    }
+  }
+
   // -- housekeeping --
 
   void on_tick() {
@@ -1718,14 +1798,19 @@ caf::behavior service_impl(caf::event_based_actor* self, child_context ctx, node
   if (dsn.empty())
     if (auto* env = std::getenv("WHARF_PG_DSN"))
       dsn = env;
-  if (!dsn.empty())
-    st->pool = pg_pool::make(dsn, cfg.analytics.readers + 2);
+  if (!dsn.empty()) {
+    // Two pools, so coordinators (each holding a connection for its report's snapshot)
+    // can never starve the readers their reports wait for.
+    st->pool = pg_pool::make(dsn, cfg.analytics.readers);
+    st->plan_pool = pg_pool::make(dsn, plan_connections);
+  }
   else
     spdlog::warn("analytics: no database configured (analytics.dsn or WHARF_PG_DSN): reports "
                  "will answer UNAVAILABLE");
   for (size_t i = 0; i < cfg.analytics.readers; ++i)
     st->idle.push_back(self->spawn<caf::detached + caf::linked>(reader_impl, st->pool, i));
   auto s = std::make_shared<service>(self, st);
+  self->set_down_handler([s](caf::down_msg& dm) { s->on_down(dm); });
   register_as(self->system(), analytics_name, caf::actor_cast<caf::actor>(self));
   self->delayed_send(self, std::chrono::seconds{10}, tick_atom::value);
   spdlog::info("analytics: {} readers, reports: {}", cfg.analytics.readers, [&] {

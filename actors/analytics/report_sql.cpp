@@ -1,8 +1,13 @@
 #include "actors/analytics/report_sql.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
 #include <limits>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <set>
 
@@ -274,6 +279,175 @@ caf::expected<uint64_t> read_pushdown(pg_connection& pg, const report_plan& p,
   return static_cast<uint64_t>(r->rows());
 }
 
+// Aggregates COPY binary tuples into a table. Rows are taken in batches: hash every key,
+// prefetch their slots, then their records, then update — the table outgrows the caches by
+// far, and this hides most of the memory latency. Row bytes must stay valid until `flush`.
+class row_aggregator {
+public:
+  row_aggregator(const report_plan& p, const pull_inputs& in, agg_table& out)
+    : d_(p.def), in_(in), out_(out), nk_(p.def.group_by.size()), ni_(in.exprs.size()),
+      stride_(std::max<size_t>(ni_, 1)), keys_(batch), hashes_(batch), vals_(batch * stride_) {}
+
+  // One tuple (without the file header); false on malformed data (see `failure`).
+  bool add(std::string_view msg) {
+    const char* ptr = msg.data();
+    size_t n = msg.size();
+    if (n < 2)
+      return fail("short tuple");
+    auto fields = be16(ptr);
+    if (fields == -1)
+      return true; // trailer
+    if (static_cast<size_t>(fields) != nk_ + ni_)
+      return fail("expected " + std::to_string(nk_ + ni_) + " fields, got "
+                  + std::to_string(fields));
+    const char* end = ptr + n;
+    const char* cur = ptr + 2;
+    const char* key_begin = cur;
+    for (size_t k = 0; k < nk_; ++k) {
+      if (end - cur < 4)
+        return fail("truncated key");
+      auto len = static_cast<int32_t>(be32(cur));
+      cur += 4;
+      if (len > 0) {
+        if (end - cur < len)
+          return fail("truncated key");
+        cur += len;
+      }
+    }
+    keys_[pending_] = std::string_view(key_begin, static_cast<size_t>(cur - key_begin));
+    auto* x = &vals_[pending_ * stride_];
+    for (size_t i = 0; i < ni_; ++i) {
+      if (end - cur < 4)
+        return fail("truncated value");
+      auto len = static_cast<int32_t>(be32(cur));
+      cur += 4;
+      if (len > 0 && end - cur < len)
+        return fail("truncated value");
+      x[i] = {cur, len};
+      if (len > 0)
+        cur += len;
+    }
+    ++rows_;
+    if (++pending_ == batch)
+      return flush();
+    return true;
+  }
+
+  bool flush() {
+    for (size_t r = 0; r < pending_; ++r) {
+      hashes_[r] = agg_table::hash(keys_[r]);
+      out_.prefetch_slot(hashes_[r]);
+    }
+    for (size_t r = 0; r < pending_; ++r)
+      out_.prefetch_record(hashes_[r]);
+    for (size_t r = 0; r < pending_; ++r)
+      if (!update(out_.state(keys_[r], hashes_[r]), &vals_[r * stride_]))
+        return false;
+    pending_ = 0;
+    return true;
+  }
+
+  uint64_t rows() const { return rows_; }
+  caf::error failure;
+
+private:
+  static constexpr size_t batch = 32;
+
+  bool fail(const std::string& why) {
+    failure = bad_row(why);
+    return false;
+  }
+
+  bool update(uint64_t* g, const std::pair<const char*, int32_t>* inputs) {
+    for (size_t a = 0; a < in_.of_agg.size(); ++a) {
+      auto i = in_.of_agg[a];
+      if (i < 0) {
+        out_.add_rows(g, a, 1);
+        continue;
+      }
+      auto [v, len] = inputs[static_cast<size_t>(i)];
+      if (len < 0)
+        continue; // NULL: ignored by every aggregate but count(*)
+      switch (d_.aggregates[a].fn) {
+        case agg_fn::count:
+          out_.add_rows(g, a, 1);
+          break;
+        case agg_fn::count_distinct:
+          out_.add_distinct(g, a, std::string_view(v, static_cast<size_t>(len)));
+          break;
+        default:
+          if (len != 8)
+            return fail("value is not a float8");
+          out_.add_value(g, a, be_double(v));
+      }
+    }
+    return true;
+  }
+
+  const report_def& d_;
+  const pull_inputs& in_;
+  agg_table& out_;
+  size_t nk_, ni_, stride_;
+  std::vector<std::string_view> keys_;
+  std::vector<uint64_t> hashes_;
+  std::vector<std::pair<const char*, int32_t>> vals_;
+  size_t pending_ = 0;
+  uint64_t rows_ = 0;
+};
+
+// Hands buffers of length-prefixed tuples from the thread that receives COPY data to the
+// thread that aggregates them, so PostgreSQL keeps streaming while rows are hashed. Bounded:
+// the receiver waits when the aggregator is `depth` buffers behind.
+class tuple_pipe {
+public:
+  static constexpr size_t buffer_bytes = 256 * 1024;
+  static constexpr size_t depth = 4;
+
+  // Receiver side. False once the consumer gave up.
+  bool push(std::string&& buf) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    not_full_.wait(guard, [this] { return q_.size() < depth || stopped_; });
+    if (stopped_)
+      return false;
+    q_.push_back(std::move(buf));
+    not_empty_.notify_one();
+    return true;
+  }
+  void close() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    closed_ = true;
+    not_empty_.notify_one();
+  }
+  bool stopped() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return stopped_;
+  }
+
+  // Consumer side: the next buffer, or false when closed and drained.
+  bool pop(std::string& out) {
+    std::unique_lock<std::mutex> guard{mtx_};
+    not_empty_.wait(guard, [this] { return !q_.empty() || closed_; });
+    if (q_.empty())
+      return false;
+    out = std::move(q_.front());
+    q_.pop_front();
+    not_full_.notify_one();
+    return true;
+  }
+  void stop() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopped_ = true;
+    not_full_.notify_one();
+  }
+
+private:
+  std::mutex mtx_;
+  std::condition_variable not_full_, not_empty_;
+  std::deque<std::string> q_;
+  bool closed_ = false;
+  bool stopped_ = false;
+};
+
 caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const partition& part,
                                   agg_table& out, const std::atomic<bool>* stop) {
   auto& d = p.def;
@@ -289,151 +463,72 @@ caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const
     if (!r)
       return to_report_error(r.error());
   }
-  auto nk = d.group_by.size();
-  auto ni = in.exprs.size();
-  auto expected_fields = static_cast<int16_t>(nk + ni);
-  // Rows are aggregated in batches: hash every key, prefetch their slots, then their
-  // records, then update. The table outgrows the caches by far, and this hides most of the
-  // memory latency. Each batch row is copied (libpq frees its buffer after the callback).
-  constexpr size_t batch = 32;
-  constexpr size_t batch_bytes = 64 * 1024;
-  std::string buf(batch_bytes, '\0');
-  size_t used = 0;
-  std::vector<std::string_view> keys(batch);
-  std::vector<uint64_t> hashes(batch);
-  std::vector<std::pair<const char*, int32_t>> vals(batch * std::max<size_t>(ni, 1));
-  size_t pending = 0;
-  uint64_t rows = 0;
-  caf::error failure;
-  auto update = [&](uint64_t* g, const std::pair<const char*, int32_t>* inputs) -> bool {
-    for (size_t a = 0; a < in.of_agg.size(); ++a) {
-      auto i = in.of_agg[a];
-      if (i < 0) {
-        out.add_rows(g, a, 1);
-        continue;
+  row_aggregator agg{p, in, out};
+  tuple_pipe pipe;
+  std::thread consumer([&] {
+    std::string buf;
+    while (pipe.pop(buf)) {
+      size_t at = 0;
+      bool ok = true;
+      while (ok && at + 4 <= buf.size()) {
+        auto len = be32(buf.data() + at);
+        ok = agg.add(std::string_view(buf.data() + at + 4, len));
+        at += 4 + len;
       }
-      auto [v, len] = inputs[static_cast<size_t>(i)];
-      if (len < 0)
-        continue; // NULL: ignored by every aggregate but count(*)
-      switch (d.aggregates[a].fn) {
-        case agg_fn::count:
-          out.add_rows(g, a, 1);
-          break;
-        case agg_fn::count_distinct:
-          out.add_distinct(g, a, std::string_view(v, static_cast<size_t>(len)));
-          break;
-        default:
-          if (len != 8) {
-            failure = bad_row("value is not a float8");
-            return false;
-          }
-          out.add_value(g, a, be_double(v));
+      // The rows of `buf` are referenced until this flush.
+      if (!ok || !agg.flush()) {
+        pipe.stop();
+        return;
       }
     }
-    return true;
-  };
-  auto flush = [&]() -> bool {
-    for (size_t r = 0; r < pending; ++r) {
-      hashes[r] = agg_table::hash(keys[r]);
-      out.prefetch_slot(hashes[r]);
-    }
-    for (size_t r = 0; r < pending; ++r)
-      out.prefetch_record(hashes[r]);
-    for (size_t r = 0; r < pending; ++r)
-      if (!update(out.state(keys[r], hashes[r]), &vals[r * std::max<size_t>(ni, 1)]))
-        return false;
-    pending = 0;
-    used = 0;
-    return true;
-  };
+  });
+  std::string cur;
+  cur.reserve(tuple_pipe::buffer_bytes + 1024);
   bool header = true;
+  uint64_t received = 0;
+  caf::error failure;
   auto err = pg.copy_out("COPY (" + select + ") TO STDOUT (FORMAT binary)",
                          [&](std::string_view msg) {
-    const char* ptr = msg.data();
-    size_t n = msg.size();
     if (header) {
       // "PGCOPY\n\377\r\n\0", Int32 flags, Int32 extension length, extension.
-      if (n < 19 || std::memcmp(ptr, "PGCOPY\n\377\r\n\0", 11) != 0) {
+      if (msg.size() < 19 || std::memcmp(msg.data(), "PGCOPY\n\377\r\n\0", 11) != 0) {
         failure = bad_row("no binary COPY header");
         return false;
       }
-      auto ext = be32(ptr + 15);
-      if (ext > n - 19) {
+      auto ext = be32(msg.data() + 15);
+      if (ext > msg.size() - 19) {
         failure = bad_row("bad header extension");
         return false;
       }
-      ptr += 19 + ext;
-      n -= 19 + ext;
+      msg.remove_prefix(19 + ext);
       header = false;
-      if (n == 0)
+      if (msg.empty())
         return true;
     }
-    if (n < 2) {
-      failure = bad_row("short tuple");
-      return false;
+    auto len = static_cast<uint32_t>(msg.size());
+    char hdr[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16),
+                   static_cast<char>(len >> 8), static_cast<char>(len)};
+    cur.append(hdr, 4).append(msg);
+    if (cur.size() >= tuple_pipe::buffer_bytes) {
+      if (!pipe.push(std::move(cur)))
+        return false; // the aggregator failed; its error says why
+      cur = std::string{};
+      cur.reserve(tuple_pipe::buffer_bytes + 1024);
     }
-    auto fields = be16(ptr);
-    if (fields == -1)
-      return flush(); // trailer
-    if (fields != expected_fields) {
-      failure = bad_row("expected " + std::to_string(expected_fields) + " fields, got "
-                        + std::to_string(fields));
-      return false;
-    }
-    if (used + n > buf.size() || pending == batch) {
-      if (!flush())
-        return false;
-      if (n > buf.size())
-        buf.resize(n);
-    }
-    std::memcpy(buf.data() + used, ptr, n);
-    const char* end = buf.data() + used + n;
-    const char* cur = buf.data() + used + 2;
-    used += n;
-    const char* key_begin = cur;
-    for (size_t k = 0; k < nk; ++k) {
-      if (end - cur < 4) {
-        failure = bad_row("truncated key");
-        return false;
-      }
-      auto len = static_cast<int32_t>(be32(cur));
-      cur += 4;
-      if (len > 0) {
-        if (end - cur < len) {
-          failure = bad_row("truncated key");
-          return false;
-        }
-        cur += len;
-      }
-    }
-    keys[pending] = std::string_view(key_begin, static_cast<size_t>(cur - key_begin));
-    auto* x = &vals[pending * std::max<size_t>(ni, 1)];
-    for (size_t i = 0; i < ni; ++i) {
-      if (end - cur < 4) {
-        failure = bad_row("truncated value");
-        return false;
-      }
-      auto len = static_cast<int32_t>(be32(cur));
-      cur += 4;
-      if (len > 0 && end - cur < len) {
-        failure = bad_row("truncated value");
-        return false;
-      }
-      x[i] = {cur, len};
-      if (len > 0)
-        cur += len;
-    }
-    ++pending;
-    ++rows;
-    return (rows & 4095) != 0 || stop == nullptr || !stop->load(std::memory_order_relaxed);
+    ++received;
+    return (received & 4095) != 0 || stop == nullptr || !stop->load(std::memory_order_relaxed);
   });
-  if (!failure && !err && pending > 0)
-    flush();
+  if (!cur.empty() && !failure)
+    (void) pipe.push(std::move(cur));
+  pipe.close();
+  consumer.join();
+  if (agg.failure)
+    return agg.failure;
   if (failure)
     return failure;
   if (err)
     return to_report_error(err);
-  return rows;
+  return agg.rows();
 }
 
 } // namespace
@@ -446,7 +541,10 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
   p.def = std::move(def);
   p.params = std::move(params);
   auto& d = p.def;
-  auto cols = pg.query("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),"
+  // The type without its modifier: pull mode casts bound values with it, and a cast to
+  // varchar(20) or numeric(10,2) would truncate or round where pushdown's inferred type
+  // does not.
+  auto cols = pg.query("SELECT a.attname::text, format_type(a.atttypid, NULL),"
                        " a.atttypid::int8, a.attnotnull FROM pg_attribute a WHERE a.attrelid = $1::regclass"
                        " AND a.attnum > 0 AND NOT a.attisdropped",
                        {q(d.table)});
@@ -582,6 +680,26 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
   return p;
 }
 
+caf::expected<report_plan> local_types(pg_connection& pg, const report_plan& p) {
+  auto cols = pg.query("SELECT a.attname::text, format_type(a.atttypid, NULL) FROM pg_attribute a"
+                       " WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                       {q(p.def.table)});
+  if (!cols)
+    return to_report_error(cols.error());
+  std::map<std::string, std::string> types;
+  for (auto& row : cols->rows)
+    types[row[0].value_or("")] = row[1].value_or("text");
+  report_plan out = p;
+  for (auto& [col, type] : out.column_types) {
+    auto i = types.find(col);
+    if (i == types.end())
+      return make_error(report_errc::invalid_argument,
+                        "column \"" + col + "\" does not exist in table " + p.def.table);
+    type = i->second;
+  }
+  return out;
+}
+
 caf::expected<std::vector<partition>> plan_partitions(pg_connection& pg, const report_plan& p,
                                                       size_t n) {
   int64_t lo = 0, hi = 0;
@@ -624,11 +742,52 @@ caf::expected<std::vector<partition>> plan_partitions(pg_connection& pg, const r
   return out;
 }
 
+bool valid_snapshot_id(const std::string& s) {
+  if (s.empty() || s.size() > 64)
+    return false;
+  for (char c : s)
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || (c >= 'A' && c <= 'F') || c == '-'))
+      return false;
+  return true;
+}
+
+caf::expected<std::string> export_snapshot(pg_connection& pg) {
+  auto begin = pg.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  if (!begin)
+    return to_report_error(begin.error());
+  auto r = pg.query("SELECT pg_export_snapshot()");
+  if (!r || r->rows.empty() || !r->rows[0][0]) {
+    (void) pg.query("ROLLBACK");
+    return r ? make_error(report_errc::internal, "pg_export_snapshot() returned nothing")
+             : to_report_error(r.error());
+  }
+  return *r->rows[0][0];
+}
+
 caf::expected<uint64_t> read_partition(pg_connection& pg, const report_plan& plan,
                                        const partition& part, agg_table& out,
                                        const std::atomic<bool>* stop) {
+  bool in_snapshot = !plan.snapshot.empty();
+  if (in_snapshot) {
+    // SET TRANSACTION SNAPSHOT takes no parameters: the id is checked to be hex and dashes.
+    if (!valid_snapshot_id(plan.snapshot))
+      return make_error(report_errc::invalid_argument, "malformed snapshot id");
+    auto b = pg.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (!b)
+      return to_report_error(b.error());
+    auto set = pg.query("SET TRANSACTION SNAPSHOT '" + plan.snapshot + "'");
+    if (!set) {
+      (void) pg.query("ROLLBACK");
+      return to_report_error(set.error());
+    }
+  }
   auto r = plan.mode == read_mode::pull ? read_pull(pg, plan, part, out, stop)
                                         : read_pushdown(pg, plan, part, out);
+  if (in_snapshot) {
+    auto end = pg.query(r ? "COMMIT" : "ROLLBACK");
+    if (r && !end)
+      r = to_report_error(end.error());
+  }
   if (r)
     out.partitions().push_back(part.id);
   return r;

@@ -50,6 +50,9 @@ struct report_plan {
   std::vector<bool> key_as_text;
   std::set<std::string> not_null;            ///< referenced columns declared NOT NULL
   std::string mode_reason;                   ///< why auto chose the mode (for logs)
+  /// A snapshot exported by the coordinator (pg_export_snapshot): every partition reads the
+  /// table as of that one moment, so concurrent writes cannot make partitions disagree.
+  std::string snapshot;
   table_spec spec() const;
 };
 
@@ -64,10 +67,22 @@ struct partition {
 [[nodiscard]] caf::expected<report_plan>
 make_plan(runtime::pg_connection& pg, report_def def, report_params params, read_mode mode);
 
+/// `p` with the column types of this node's own catalog: a worker never splices types it
+/// was sent (they become casts in SQL). Errors: INVALID_ARGUMENT, PG_ERROR.
+[[nodiscard]] caf::expected<report_plan> local_types(runtime::pg_connection& pg,
+                                                     const report_plan& p);
+
 /// Splits the partition column's range (whole table; index endpoints, cheap) into at most
 /// `n` partitions. An empty table gives none.
 [[nodiscard]] caf::expected<std::vector<partition>>
 plan_partitions(runtime::pg_connection& pg, const report_plan& plan, size_t n);
+
+/// True for a string shaped like a PostgreSQL snapshot id ("00000003-0000001B-1").
+bool valid_snapshot_id(const std::string& s);
+
+/// Starts a REPEATABLE READ READ ONLY transaction on `pg` and exports its snapshot. The
+/// snapshot lives as long as that transaction: keep the connection until the report ends.
+[[nodiscard]] caf::expected<std::string> export_snapshot(runtime::pg_connection& pg);
 
 /// Reads one partition into `out` (and records its id there). Returns rows (pull) or partial
 /// groups (pushdown) read. `stop` is polled during pull; a set flag cancels the statement.

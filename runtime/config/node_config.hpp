@@ -48,7 +48,7 @@ struct report_config {
 /// `[analytics]`: the offloaded-report service.
 struct analytics_config {
   std::string dsn;                  ///< libpq DSN; empty = $WHARF_PG_DSN
-  size_t readers = 2;               ///< partition readers (PostgreSQL connections) per node
+  size_t readers = 1;               ///< partition readers (PostgreSQL connections) per node
   size_t partitions = 0;            ///< per report; 0 = 4 x worker threads in the cluster
   size_t large_result_rows = 10000; ///< larger results are stored and fetched by reference
   std::chrono::milliseconds default_deadline{300000};

@@ -237,8 +237,9 @@ public:
   kj::Promise<void> submit(SubmitContext ctx) override {
     capnp::MallocMessageBuilder mb;
     mb.initRoot<reports::ApiCall>().setSubmit(ctx.getParams().getRequest());
+    // The answer comes at once; progress keeps flowing until the report ends.
     return report(ctx, message_bytes(mb), ctx.getParams().getProgress(),
-                  ctx.getParams().hasProgress());
+                  ctx.getParams().hasProgress(), false);
   }
 
   kj::Promise<void> status(StatusContext ctx) override {
@@ -273,14 +274,14 @@ public:
 private:
   template <class Context>
   kj::Promise<void> report(Context ctx, std::string call, api::ProgressSink::Client sink,
-                           bool has_sink) {
+                           bool has_sink, bool close_on_reply = true) {
     std::shared_ptr<progress_feed> feed;
     if (has_sink) {
       feed = std::make_shared<progress_feed>();
       tasks_.add(forward(feed, sink));
     }
-    return bridge_.call(kj::mv(call), feed).then([ctx, feed](std::string bytes) mutable {
-      if (feed)
+    return bridge_.call(kj::mv(call), feed).then([ctx, feed, close_on_reply](std::string bytes) mutable {
+      if (feed && close_on_reply)
         feed->close();
       if (bytes.empty())
         bytes = unavailable_response("this node runs no analytics service");
@@ -297,10 +298,15 @@ private:
     return feed->next().then([feed, sink](std::string bytes) mutable -> kj::Promise<void> {
       if (!bytes.empty()) {
         auto req = sink.progressRequest();
-        with_message<reports::Progress>(bytes, [&](reports::Progress::Reader p) {
+        bool last = with_message<reports::Progress>(bytes, [&](reports::Progress::Reader p) {
           req.setProgress(p);
-          return 0;
+          auto st = p.getStatus();
+          return st != reports::ReportStatus::PENDING && st != reports::ReportStatus::RUNNING;
         });
+        if (last) {
+          feed->close(); // the report ended: this is the last update
+          return req.send().ignoreResult().then([] {}, [](kj::Exception&&) {});
+        }
         return req.send().ignoreResult().then(
           [feed, sink]() mutable { return forward(feed, sink); },
           [feed](kj::Exception&&) {
@@ -397,14 +403,22 @@ private:
     if (path == "/v1/reports") {
       if (method != kj::HttpMethod::POST)
         return json_error(response, 405, "INVALID_ARGUMENT", "use POST /v1/reports");
-      return body.readAllText(max_body + 1).then([this, &response](kj::String text) {
-        if (text.size() > max_body)
+      // readAllText throws once the body passes the limit: that is a 413, not a 500.
+      return body.readAllText(max_body + 1)
+        .then([](kj::String text) -> kj::Maybe<kj::String> { return kj::mv(text); },
+              [](kj::Exception&&) -> kj::Maybe<kj::String> { return nullptr; })
+        .then([this, &response](kj::Maybe<kj::String> maybe) {
+          KJ_IF_MAYBE (text, maybe) {
+            if (text->size() <= max_body) {
+              auto call = api_call_from_json(std::string(text->cStr(), text->size()));
+              if (!call)
+                return json_error(response, 400, "INVALID_ARGUMENT",
+                                  describe_short(call.error()));
+              return answer_report(response, std::move(*call));
+            }
+          }
           return json_error(response, 413, "INVALID_ARGUMENT", "request body over 1 MiB");
-        auto call = api_call_from_json(std::string(text.cStr(), text.size()));
-        if (!call)
-          return json_error(response, 400, "INVALID_ARGUMENT", describe_short(call.error()));
-        return answer_report(response, std::move(*call));
-      });
+        });
     }
     auto rest = path.substr(std::string("/v1/reports/").size());
     auto slash = rest.find('/');
