@@ -41,7 +41,7 @@ using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
 
 constexpr uint32_t chunk_groups = 262144;     // groups per collect round trip (~12 MB)
-constexpr uint64_t page_rows = 50000;         // rows per stored result page
+constexpr uint64_t page_rows = 100000;        // rows per stored result page (= max_fetch)
 constexpr uint32_t default_fetch = 10000;
 constexpr uint32_t max_fetch = 100000;
 constexpr size_t max_partitions = 4096;       // per report

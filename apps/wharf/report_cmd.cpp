@@ -22,7 +22,7 @@ namespace {
 
 namespace rp = wharf::reports;
 
-constexpr uint32_t page_limit = 50000;
+constexpr uint32_t page_limit = 100000; // the node stores pages of this size
 
 class progress_bar final : public api::ProgressSink::Server {
 public:
@@ -50,30 +50,46 @@ private:
   bool drawn_ = false;
 };
 
-std::string csv_field(rp::Value::Reader v) {
+// Appends one CSV field: numbers in their shortest exact form, text quoted when needed.
+void append_csv(std::string& out, rp::Value::Reader v) {
   char buf[64];
   switch (v.which()) {
-    case rp::Value::NULL_: return "";
-    case rp::Value::INT:
-      std::snprintf(buf, sizeof(buf), "%" PRId64, v.getInt());
-      return buf;
+    case rp::Value::NULL_: return;
+    case rp::Value::INT: {
+      auto r = std::to_chars(buf, buf + sizeof(buf), v.getInt());
+      out.append(buf, r.ptr);
+      return;
+    }
     case rp::Value::FLOAT: {
       // Shortest text that reads back as the same double.
       auto r = std::to_chars(buf, buf + sizeof(buf), v.getFloat());
-      return std::string(buf, r.ptr);
+      out.append(buf, r.ptr);
+      return;
     }
-    case rp::Value::BOOL: return v.getBool() ? "true" : "false";
+    case rp::Value::BOOL: out += v.getBool() ? "true" : "false"; return;
     case rp::Value::TEXT: {
-      std::string s(v.getText().cStr(), v.getText().size());
-      if (s.find_first_of(",\"\n\r") == std::string::npos && !s.empty())
-        return s;
-      std::string out = "\"";
-      for (char c : s)
-        out += c == '"' ? std::string("\"\"") : std::string(1, c);
-      return out + "\"";
+      auto t = v.getText();
+      std::string_view s(t.cStr(), t.size());
+      if (!s.empty() && s.find_first_of(",\"\n\r") == std::string_view::npos) {
+        out.append(s);
+        return;
+      }
+      out += '"';
+      for (char c : s) {
+        if (c == '"')
+          out += '"';
+        out += c;
+      }
+      out += '"';
+      return;
     }
   }
-  return "";
+}
+
+std::string csv_field(rp::Value::Reader v) {
+  std::string out;
+  append_csv(out, v);
+  return out;
 }
 
 std::string table_field(rp::Value::Reader v) {
@@ -110,10 +126,16 @@ public:
       if (format_ == "csv") {
         bool first = true;
         for (auto v : r.getValues()) {
-          os_ << (first ? "" : ",") << csv_field(v);
+          if (!first)
+            buf_ += ',';
+          append_csv(buf_, v);
           first = false;
         }
-        os_ << '\n';
+        buf_ += '\n';
+        if (buf_.size() >= (1u << 20)) {
+          os_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+          buf_.clear();
+        }
       } else if (format_ == "json") {
         nlohmann::json row = nlohmann::json::array();
         for (auto v : r.getValues())
@@ -130,6 +152,10 @@ public:
   }
 
   void end() {
+    if (!buf_.empty()) {
+      os_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+      buf_.clear();
+    }
     if (format_ == "json") {
       os_ << "\n]}\n";
     } else if (format_ == "table") {
@@ -162,6 +188,7 @@ private:
   std::string format_;
   std::vector<std::string> names_;
   std::vector<std::vector<std::string>> table_;
+  std::string buf_; // csv output, written in 1 MB pieces
   uint64_t count_ = 0;
 };
 
