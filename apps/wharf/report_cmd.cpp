@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cinttypes>
+#include <deque>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -272,30 +273,47 @@ int run_report(const report_options& o) {
         fetch.setLimit(page_limit);
         return fetch.send();
       };
-      // One page in flight ahead: the node reads and sends the next page while this one
-      // is written out.
-      auto pending = request(0);
-      while (true) {
-        auto page = pending.wait(ws);
+      // The total is known: keep a few page requests in flight, so the node reads and sends
+      // the next pages while this one is written out.
+      auto total = rr.getTotalRows();
+      constexpr size_t window = 3;
+      std::deque<decltype(request(0))> pending;
+      uint64_t next_request = 0;
+      auto fill = [&] {
+        while (pending.size() < window && next_request < total) {
+          pending.push_back(request(next_request));
+          next_request += page_limit;
+        }
+      };
+      fill();
+      while (!pending.empty()) {
+        auto page = pending.front().wait(ws);
+        pending.pop_front();
         auto p = page.getPage();
-        auto next_offset = offset + p.getRows().size();
-        bool more = p.getRows().size() > 0 && next_offset < p.getTotalRows();
-        if (more)
-          pending = request(next_offset);
         if (p.getErrorCode().size() > 0) {
           std::cerr << "wharf report: fetching rows at " << offset << ": "
                     << p.getErrorCode().cStr() << ": " << p.getError().cStr() << "\n";
           return 1;
         }
+        if (p.getOffset() != offset || (p.getRows().size() == 0 && offset < total)) {
+          std::cerr << "wharf report: the node returned rows at " << p.getOffset()
+                    << " for a request at " << offset << "\n";
+          return 1;
+        }
+        fill();
         if (!begun) {
           w.begin(p.getColumns(), meta);
           begun = true;
         }
         w.rows(p.getRows());
-        offset = next_offset;
-        if (!more)
-          break;
+        offset += p.getRows().size();
       }
+      if (offset != total) {
+        std::cerr << "wharf report: got " << offset << " of " << total << " rows\n";
+        return 1;
+      }
+      if (!begun)
+        w.begin(rr.getColumns(), meta);
     }
     w.end();
     if (!o.quiet)
