@@ -190,29 +190,16 @@ std::vector<cell> decode_key(std::string_view k, const std::vector<key_kind>& ki
     at += static_cast<size_t>(len);
     switch (kind) {
       case key_kind::integer:
-        if (len == 8)
-          out.emplace_back(static_cast<int64_t>(be64(v)));
-        else if (len == 4)
-          out.emplace_back(static_cast<int64_t>(static_cast<int32_t>(be32(v))));
-        else if (len == 2)
-          out.emplace_back(static_cast<int64_t>(be16(v)));
+        if (len == 8 || len == 4 || len == 2)
+          out.emplace_back(key_int(v, len));
         else
           out.emplace_back(std::monostate{});
         break;
       case key_kind::floating:
-        if (len == 8) {
-          auto bits = be64(v);
-          double d;
-          std::memcpy(&d, &bits, 8);
-          out.emplace_back(d);
-        } else if (len == 4) {
-          auto bits = be32(v);
-          float f;
-          std::memcpy(&f, &bits, 4);
-          out.emplace_back(static_cast<double>(f));
-        } else {
+        if (len == 8 || len == 4)
+          out.emplace_back(key_float(v, len));
+        else
           out.emplace_back(std::monostate{});
-        }
         break;
       case key_kind::boolean:
         out.emplace_back(len >= 1 && v[0] != 0);
@@ -227,29 +214,6 @@ std::vector<cell> decode_key(std::string_view k, const std::vector<key_kind>& ki
 
 namespace {
 
-int64_t int_of(const char* p, int32_t len) {
-  return len == 8 ? static_cast<int64_t>(be64(p))
-         : len == 4 ? static_cast<int64_t>(static_cast<int32_t>(be32(p)))
-         : len == 2 ? static_cast<int64_t>(be16(p))
-                    : 0;
-}
-
-double float_of(const char* p, int32_t len) {
-  if (len == 8) {
-    auto bits = be64(p);
-    double d;
-    std::memcpy(&d, &bits, 8);
-    return d;
-  }
-  if (len == 4) {
-    auto bits = be32(p);
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-  }
-  return 0;
-}
-
 // A 64-bit value ordered like the key's field at byte offset `at` (ties are settled by
 // compare_keys); `at` moves past the field.
 uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at) {
@@ -260,9 +224,9 @@ uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at) {
     return UINT64_MAX; // NULLs last
   switch (kind) {
     case key_kind::integer:
-      return static_cast<uint64_t>(int_of(p, len)) ^ (uint64_t{1} << 63);
+      return static_cast<uint64_t>(key_int(p, len)) ^ (uint64_t{1} << 63);
     case key_kind::floating: {
-      auto d = float_of(p, len);
+      auto d = key_float(p, len);
       uint64_t bits;
       std::memcpy(&bits, &d, 8);
       return (bits >> 63) ? ~bits : bits | (uint64_t{1} << 63);
@@ -322,12 +286,12 @@ int compare_keys(std::string_view a, std::string_view b, const std::vector<key_k
     int c = 0;
     switch (kind) {
       case key_kind::integer: {
-        auto x = int_of(pa, la), y = int_of(pb, lb);
+        auto x = key_int(pa, la), y = key_int(pb, lb);
         c = x < y ? -1 : x > y ? 1 : 0;
         break;
       }
       case key_kind::floating: {
-        auto x = float_of(pa, la), y = float_of(pb, lb);
+        auto x = key_float(pa, la), y = key_float(pb, lb);
         c = x < y ? -1 : x > y ? 1 : 0;
         break;
       }
@@ -585,10 +549,8 @@ std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limi
     for (unsigned i = 0; i < m; ++i) {
       std::string blob;
       for (auto& v : p.distinct[base + i]) {
-        auto len = static_cast<uint32_t>(v.size());
-        char hdr[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16),
-                       static_cast<char>(len >> 8), static_cast<char>(len)};
-        blob.append(hdr, 4).append(v);
+        append_be32(blob, static_cast<uint32_t>(v.size()));
+        blob.append(v);
       }
       d.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(blob.data()), blob.size()));
     }

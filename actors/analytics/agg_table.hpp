@@ -18,6 +18,7 @@
 /// coordinator re-hash 800,000 groups, and the final rows come out ordered for free.
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -189,6 +190,38 @@ inline uint64_t be64(const char* p) {
 inline int16_t be16(const char* p) {
   auto u = reinterpret_cast<const unsigned char*>(p);
   return static_cast<int16_t>((u[0] << 8) | u[1]);
+}
+
+/// Appends `x` as a big-endian Int32 (the length prefix of binary values and keys).
+inline void append_be32(std::string& out, uint32_t x) {
+  char b[4] = {static_cast<char>(x >> 24), static_cast<char>(x >> 16), static_cast<char>(x >> 8),
+               static_cast<char>(x)};
+  out.append(b, 4);
+}
+
+/// A binary int2/int4/int8 value of `len` bytes (0 for other lengths).
+inline int64_t key_int(const char* p, int32_t len) {
+  return len == 8 ? static_cast<int64_t>(be64(p))
+         : len == 4 ? static_cast<int64_t>(static_cast<int32_t>(be32(p)))
+         : len == 2 ? static_cast<int64_t>(be16(p))
+                    : 0;
+}
+
+/// A binary float4/float8 value of `len` bytes (0 for other lengths).
+inline double key_float(const char* p, int32_t len) {
+  if (len == 8) {
+    auto bits = be64(p);
+    double d;
+    std::memcpy(&d, &bits, 8);
+    return d;
+  }
+  if (len == 4) {
+    auto bits = be32(p);
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+  return 0;
 }
 
 } // namespace wharf::actors

@@ -207,17 +207,6 @@ std::string worker_error(const caf::error& err) {
   return message_bytes(mb);
 }
 
-// "42P01: relation ..." -> "42P01" (messages from PostgreSQL keep the SQLSTATE up front).
-std::string leading_sqlstate(const std::string& msg) {
-  if (msg.size() < 7 || msg[5] != ':')
-    return {};
-  for (size_t i = 0; i < 5; ++i)
-    if (!std::isdigit(static_cast<unsigned char>(msg[i]))
-        && !std::isupper(static_cast<unsigned char>(msg[i])))
-      return {};
-  return msg.substr(0, 5);
-}
-
 // -- worker side: a node's partial of one report --
 
 struct node_report {
@@ -430,10 +419,8 @@ std::string response_bytes(const response_info& x) {
   return message_bytes(mb);
 }
 
-std::string error_response(const std::string& id, const caf::error& err, uint64_t trace,
-                           const std::string& node) {
-  response_info x;
-  x.id = id;
+// Status, code, message and SQLSTATE of a report that ended in `err`.
+void set_error(response_info& x, const caf::error& err) {
   auto re = to_report_error(err);
   auto code = static_cast<report_errc>(re.code());
   x.status = code == report_errc::timeout     ? rp::ReportStatus::TIMEOUT
@@ -441,7 +428,14 @@ std::string error_response(const std::string& id, const caf::error& err, uint64_
                                               : rp::ReportStatus::FAILED;
   x.code = to_string(code);
   x.error = message_of(re);
-  x.sqlstate = leading_sqlstate(x.error);
+  x.sqlstate = sqlstate_prefix(x.error);
+}
+
+std::string error_response(const std::string& id, const caf::error& err, uint64_t trace,
+                           const std::string& node) {
+  response_info x;
+  x.id = id;
+  set_error(x, err);
   x.trace = trace;
   x.node = node;
   return response_bytes(x);
@@ -485,24 +479,11 @@ unsigned write_key(capnp::List<rp::Value>::Builder vals, std::string_view key,
     at += static_cast<size_t>(len);
     switch (kind) {
       case key_kind::integer:
-        v.setInt(len == 8 ? static_cast<int64_t>(be64(p))
-                 : len == 4 ? static_cast<int64_t>(static_cast<int32_t>(be32(p)))
-                            : static_cast<int64_t>(be16(p)));
+        v.setInt(key_int(p, len));
         break;
-      case key_kind::floating: {
-        double d;
-        if (len == 8) {
-          auto bits = be64(p);
-          std::memcpy(&d, &bits, 8);
-        } else {
-          auto bits = be32(p);
-          float f;
-          std::memcpy(&f, &bits, 4);
-          d = f;
-        }
-        v.setFloat(d);
+      case key_kind::floating:
+        v.setFloat(key_float(p, len));
         break;
-      }
       case key_kind::boolean:
         v.setBool(len > 0 && p[0] != 0);
         break;
@@ -1099,13 +1080,7 @@ public:
                  to_string(static_cast<report_errc>(re.code())), message_of(re));
     capnp::MallocMessageBuilder mb;
     auto b = mb.initRoot<rp::ReportResponse>();
-    auto code = static_cast<report_errc>(re.code());
-    info_.status = code == report_errc::timeout     ? rp::ReportStatus::TIMEOUT
-                   : code == report_errc::cancelled ? rp::ReportStatus::CANCELLED
-                                                    : rp::ReportStatus::FAILED;
-    info_.code = to_string(code);
-    info_.error = message_of(re);
-    info_.sqlstate = leading_sqlstate(info_.error);
+    set_error(info_, re);
     info_.elapsed_ms = elapsed();
     fill(b, info_);
     finish(message_bytes(mb));

@@ -215,6 +215,22 @@ caf::error bad_row(const std::string& why) {
   return make_error(report_errc::internal, "unexpected COPY data: " + why);
 }
 
+// The group key of result row `row`: its first `nk` columns, each length-prefixed as in
+// COPY's binary format (the bytes pull mode hashes).
+void result_key(std::string& key, const runtime::pg_binary_result& r, int row, size_t nk) {
+  key.clear();
+  for (size_t k = 0; k < nk; ++k) {
+    auto c = static_cast<int>(k);
+    if (r.is_null(row, c)) {
+      append_be32(key, static_cast<uint32_t>(-1));
+      continue;
+    }
+    auto v = r.value(row, c);
+    append_be32(key, static_cast<uint32_t>(v.size()));
+    key.append(v);
+  }
+}
+
 caf::expected<uint64_t> read_pushdown(pg_connection& pg, const report_plan& p,
                                       const partition& part, agg_table& out) {
   auto& d = p.def;
@@ -247,17 +263,7 @@ caf::expected<uint64_t> read_pushdown(pg_connection& pg, const report_plan& p,
   auto nk = d.group_by.size();
   std::string key;
   for (int row = 0; row < r->rows(); ++row) {
-    key.clear();
-    for (size_t k = 0; k < nk; ++k) {
-      auto c = static_cast<int>(k);
-      int32_t len = r->is_null(row, c) ? -1 : static_cast<int32_t>(r->value(row, c).size());
-      auto u = static_cast<uint32_t>(len);
-      char hdr[4] = {static_cast<char>(u >> 24), static_cast<char>(u >> 16),
-                     static_cast<char>(u >> 8), static_cast<char>(u)};
-      key.append(hdr, 4);
-      if (len > 0)
-        key.append(r->value(row, c));
-    }
+    result_key(key, *r, row, nk);
     auto* g = out.state(key);
     int col = static_cast<int>(nk);
     for (size_t a = 0; a < d.aggregates.size(); ++a) {
@@ -505,10 +511,8 @@ caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const
       if (msg.empty())
         return true;
     }
-    auto len = static_cast<uint32_t>(msg.size());
-    char hdr[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16),
-                   static_cast<char>(len >> 8), static_cast<char>(len)};
-    cur.append(hdr, 4).append(msg);
+    append_be32(cur, static_cast<uint32_t>(msg.size()));
+    cur.append(msg);
     if (cur.size() >= tuple_pipe::buffer_bytes) {
       if (!pipe.push(std::move(cur)))
         return false; // the aggregator failed; its error says why
@@ -817,15 +821,7 @@ caf::expected<std::vector<std::vector<cell>>> single_sql(pg_connection& pg,
   std::string key;
   auto nk = d.group_by.size();
   for (int row = 0; row < r->rows(); ++row) {
-    key.clear();
-    for (size_t k = 0; k < nk; ++k) {
-      auto c = static_cast<int>(k);
-      auto u = static_cast<uint32_t>(r->is_null(row, c) ? -1 : static_cast<int32_t>(r->value(row, c).size()));
-      char hdr[4] = {static_cast<char>(u >> 24), static_cast<char>(u >> 16),
-                     static_cast<char>(u >> 8), static_cast<char>(u)};
-      key.append(hdr, 4);
-      key.append(r->value(row, c));
-    }
+    result_key(key, *r, row, nk);
     auto out = decode_key(key, p.key_kinds);
     for (size_t a = 0; a < d.aggregates.size(); ++a) {
       auto c = static_cast<int>(nk + a);

@@ -29,15 +29,18 @@ std::string sqlstate_of(const caf::error& err) {
   if (!err || err.category() != pg_errc_category || err.context().empty()
       || !err.context().match_element<std::string>(0))
     return {};
-  auto& ctx = err.context().get_as<std::string>(0);
+  return sqlstate_prefix(err.context().get_as<std::string>(0));
+}
+
+std::string sqlstate_prefix(const std::string& msg) {
   // SQLSTATEs are five characters of [0-9A-Z], followed here by ": ".
-  if (ctx.size() < 7 || ctx[5] != ':' || ctx[6] != ' ')
+  if (msg.size() < 7 || msg[5] != ':' || msg[6] != ' ')
     return {};
   for (size_t i = 0; i < 5; ++i)
-    if (!(std::isdigit(static_cast<unsigned char>(ctx[i]))
-          || std::isupper(static_cast<unsigned char>(ctx[i]))))
+    if (!(std::isdigit(static_cast<unsigned char>(msg[i]))
+          || std::isupper(static_cast<unsigned char>(msg[i]))))
       return {};
-  return ctx.substr(0, 5);
+  return msg.substr(0, 5);
 }
 
 namespace {

@@ -33,6 +33,9 @@ enum class pg_errc : uint8_t {
 /// The SQLSTATE at the start of a pg error's context ("42P01: relation ..."), or "".
 std::string sqlstate_of(const caf::error& err);
 
+/// The SQLSTATE a message starts with ("42P01: relation ..." -> "42P01"), or "".
+std::string sqlstate_prefix(const std::string& msg);
+
 constexpr caf::atom_value pg_errc_category = caf::atom("pg");
 
 const char* to_string(pg_errc x) noexcept;
