@@ -343,20 +343,18 @@ check_answer() {
   local name="$1" r="$2" out="$out_dir/$1.csv" first="$out_dir/$1.first.sorted"
   [ -n "${ref[$name]}" ] || return 0
   if [ "$r" -gt 1 ] && LC_ALL=C sort "$out" | cmp -s - "$first"; then return 0; fi
+  # The reference: another contender's round 1, or (for the reference itself) its own.
+  local against="" what=""
   if [ "${ref[$name]}" != self ]; then
-    if ! python3 "$script_dir/compare_csv.py" "$out_dir/${ref[$name]}.first.csv" "$out" \
-      >"$err_dir/$name.compare" 2>&1; then
-      echo "WRONG ANSWER: ${label[$name]} (round $r) differs from ${label[${ref[$name]}]}:" >&2
-      cat "$err_dir/$name.compare" >&2
-      exit 1
-    fi
+    against="${ref[$name]}" what="${label[${ref[$name]}]}"
   elif [ "$r" -gt 1 ]; then
-    if ! python3 "$script_dir/compare_csv.py" "$out_dir/$name.first.csv" "$out" \
-      >"$err_dir/$name.compare" 2>&1; then
-      echo "WRONG ANSWER: ${label[$name]} round $r differs from its round 1:" >&2
-      cat "$err_dir/$name.compare" >&2
-      exit 1
-    fi
+    against="$name" what="its round 1"
+  fi
+  if [ -n "$against" ] && ! python3 "$script_dir/compare_csv.py" "$out_dir/$against.first.csv" \
+    "$out" >"$err_dir/$name.compare" 2>&1; then
+    echo "WRONG ANSWER: ${label[$name]} (round $r) differs from $what:" >&2
+    cat "$err_dir/$name.compare" >&2
+    exit 1
   fi
   if [ "$r" -eq 1 ]; then
     cp "$out" "$out_dir/$name.first.csv"
