@@ -92,13 +92,36 @@ struct Progress {
   status @4 :ReportStatus;
 }
 
+# A page of a stored result (`fetchResult`). The rows come column-wise in `data`: one
+# `ColumnValues` per entry of `columns`, each holding `rowCount` values (a page of 100,000
+# rows is about a quarter of the size of the same rows as `List(Row)`, and cheap to read).
 struct ResultPage {
   columns @0 :List(Column);
-  rows @1 :List(Row);
+  rows @1 :List(Row);        # not set by this version: see `data`
   offset @2 :UInt64;
   totalRows @3 :UInt64;
   error @4 :Text;            # e.g. unknown or expired reference
   errorCode @5 :Text;
+  data @6 :List(ColumnValues);
+  rowCount @7 :UInt32;
+}
+
+# One column of a page: `rowCount` values of the column's type ("int" -> ints, "float" ->
+# floats, "bool" -> bools, "text" -> texts).
+struct ColumnValues {
+  nulls @0 :List(Bool);      # empty when no value is NULL; else one flag per row (true = NULL)
+  union {
+    ints @1 :List(Int64);
+    floats @2 :List(Float64);
+    bools @3 :List(Bool);
+    texts @4 :TextValues;
+  }
+}
+
+# Text values back to back: value i is bytes[ends[i-1] .. ends[i]) (ends[-1] = 0).
+struct TextValues {
+  bytes @0 :Data;
+  ends @1 :List(UInt32);
 }
 
 # What the RPC/HTTP front end hands the node's analytics service (one message per call).

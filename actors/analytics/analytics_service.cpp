@@ -14,8 +14,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/analytics/agg_table.hpp"
-#include "protocols/capnp_io.hpp"
 #include "actors/analytics/report_def.hpp"
+#include "protocols/capnp_io.hpp"
+#include "protocols/result_page.hpp"
 #include "actors/analytics/report_sql.hpp"
 #include "protocols/analytics.capnp.h"
 #include "runtime/core/types.hpp"
@@ -25,6 +26,8 @@ namespace wharf::actors {
 
 using protocols::flat_reader;
 using protocols::message_bytes;
+using protocols::page_view;
+using protocols::page_writer;
 
 using namespace wharf::runtime;
 namespace rp = wharf::reports;
@@ -504,6 +507,66 @@ void write_rows(capnp::List<rp::Row>::Builder out, const sorted_partial& p, size
     auto c = write_key(vals, p.keys[g], p.spec.keys);
     for (size_t a = 0; a < na; ++a)
       set_cell(vals[c++], p.final_value(g, a));
+  }
+}
+
+// Writes groups [from, from + n) of `p` column-wise: keys straight from their binary form,
+// then each aggregate's final value.
+void write_page(protocols::page_writer& w, const sorted_partial& p, size_t from, size_t n) {
+  auto na = p.spec.aggs.size();
+  auto& kinds = p.spec.keys;
+  w.reserve(n);
+  for (size_t g = from; g < from + n; ++g) {
+    auto key = p.keys[g];
+    size_t at = 0;
+    size_t c = 0;
+    for (auto kind : kinds) {
+      auto len = static_cast<int32_t>(be32(key.data() + at));
+      at += 4;
+      const char* v = key.data() + at;
+      if (len > 0)
+        at += static_cast<size_t>(len);
+      switch (len < 0 ? key_kind::text : kind) {
+        case key_kind::integer:
+          if (len == 8 || len == 4 || len == 2)
+            w.put_int(c, key_int(v, len));
+          else
+            w.put_null(c);
+          break;
+        case key_kind::floating:
+          if (len == 8 || len == 4)
+            w.put_float(c, key_float(v, len));
+          else
+            w.put_null(c);
+          break;
+        case key_kind::boolean:
+          w.put_bool(c, len >= 1 && v[0] != 0);
+          break;
+        case key_kind::text:
+          if (len < 0)
+            w.put_null(c);
+          else
+            w.put_text(c, std::string_view(v, static_cast<size_t>(len)));
+          break;
+      }
+      ++c;
+    }
+    for (size_t a = 0; a < na; ++a, ++c) {
+      auto i = g * na + a;
+      auto cnt = p.counts[i];
+      switch (p.spec.aggs[a]) {
+        case agg_fn::count: w.put_int(c, cnt); break;
+        case agg_fn::count_distinct:
+          w.put_int(c, static_cast<int64_t>(p.distinct[i].size()));
+          break;
+        case agg_fn::sum: cnt > 0 ? w.put_float(c, p.sums[i]) : w.put_null(c); break;
+        case agg_fn::avg:
+          cnt > 0 ? w.put_float(c, p.sums[i] / static_cast<double>(cnt)) : w.put_null(c);
+          break;
+        case agg_fn::min: cnt > 0 ? w.put_float(c, p.mins[i]) : w.put_null(c); break;
+        case agg_fn::max: cnt > 0 ? w.put_float(c, p.maxs[i]) : w.put_null(c); break;
+      }
+    }
   }
 }
 
@@ -1013,15 +1076,25 @@ public:
                     const std::vector<std::pair<std::string, std::string>>& cols) {
     std::map<std::string, std::string> puts;
     auto rows = total.size();
-    for (uint64_t from = 0; from < rows; from += page_rows) {
-      auto n = std::min<uint64_t>(page_rows, rows - from);
-      capnp::MallocMessageBuilder mb;
-      auto page = mb.initRoot<rp::ResultPage>();
-      write_columns(page.initColumns(static_cast<unsigned>(cols.size())), cols);
-      page.setOffset(from);
-      page.setTotalRows(rows);
-      write_rows(page.initRows(static_cast<unsigned>(n)), total, from);
-      puts.emplace(page_key(from / page_rows), message_bytes(mb));
+    std::vector<std::string> types;
+    for (auto& c : cols)
+      types.push_back(c.second);
+    try {
+      for (uint64_t from = 0; from < rows; from += page_rows) {
+        auto n = std::min<uint64_t>(page_rows, rows - from);
+        capnp::MallocMessageBuilder mb;
+        auto page = mb.initRoot<rp::ResultPage>();
+        write_columns(page.initColumns(static_cast<unsigned>(cols.size())), cols);
+        page.setOffset(from);
+        page.setTotalRows(rows);
+        page_writer w{types};
+        write_page(w, total, from, n);
+        w.write(page);
+        puts.emplace(page_key(from / page_rows), message_bytes(mb));
+      }
+    } catch (const std::length_error& e) {
+      fail(make_error(report_errc::internal, std::string("cannot store the result: ") + e.what()));
+      return;
     }
     {
       capnp::MallocMessageBuilder mb;
@@ -1639,20 +1712,26 @@ public:
       out.setColumns(mr.get<rp::ResultPage>().getColumns());
       out.setOffset(offset);
       out.setTotalRows(total);
-      auto n = end > offset ? end - offset : 0;
-      auto rows = out.initRows(static_cast<unsigned>(n));
-      unsigned at = 0;
+      std::vector<std::string> types;
+      for (auto c : out.getColumns())
+        types.emplace_back(c.getType().cStr());
+      page_writer w{types};
       for (auto& bytes : j->pages) {
         flat_reader pr{bytes};
+        if (!pr.ok())
+          throw std::runtime_error("not a Cap'n Proto message");
         auto page = pr.get<rp::ResultPage>();
+        page_view v{page};
+        if (!v.ok())
+          throw std::runtime_error(v.error());
+        // The page's rows that fall into [offset, end).
         auto base = page.getOffset();
-        auto src = page.getRows();
-        for (unsigned r = 0; r < src.size(); ++r) {
-          auto idx = base + r;
-          if (idx >= offset && idx < end && at < n)
-            rows.setWithCaveats(at++, src[r]);
-        }
+        auto from = std::max(base, offset) - base;
+        auto to = std::min(base + v.rows(), end);
+        if (to > base + from && !w.append(v, from, to - base))
+          throw std::runtime_error("its columns differ from the result's");
       }
+      w.write(out);
       reply(message_bytes(mb));
     };
     if (end <= offset) {
@@ -1664,14 +1743,19 @@ public:
     auto next = std::make_shared<std::function<void(uint64_t)>>();
     *next = [this, store, ref, j, next, answer, reply](uint64_t page) {
       if (page > j->last_page) {
-        try {
-          answer();
-        } catch (const kj::Exception& e) {
+        auto corrupt = [&](const std::string& why) {
           capnp::MallocMessageBuilder mb;
           auto p = mb.initRoot<rp::ResultPage>();
           p.setErrorCode("INTERNAL");
-          p.setError(text(std::string("stored page is corrupt: ") + e.getDescription().cStr()));
+          p.setError(text("stored page is corrupt: " + why));
           reply(message_bytes(mb));
+        };
+        try {
+          answer();
+        } catch (const kj::Exception& e) {
+          corrupt(e.getDescription().cStr());
+        } catch (const std::exception& e) {
+          corrupt(e.what());
         }
         *next = nullptr; // break the cycle
         return;

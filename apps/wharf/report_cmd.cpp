@@ -15,6 +15,7 @@
 
 #include "protocols/analytics.capnp.h"
 #include "protocols/api.capnp.h"
+#include "protocols/result_page.hpp"
 #include "runtime/rpc/report_json.hpp"
 
 namespace wharf::cli {
@@ -51,26 +52,62 @@ private:
   bool drawn_ = false;
 };
 
-// Appends one CSV field: numbers in their shortest exact form, text quoted when needed.
-void append_csv(std::string& out, rp::Value::Reader v) {
-  char buf[64];
+// One result value, from an inline row or a column-wise page.
+struct cell_ref {
+  protocols::value_kind kind = protocols::value_kind::null;
+  int64_t i = 0;
+  double f = 0;
+  bool b = false;
+  std::string_view t;
+};
+
+cell_ref cell_of(rp::Value::Reader v) {
+  cell_ref c;
   switch (v.which()) {
-    case rp::Value::NULL_: return;
-    case rp::Value::INT: {
-      auto r = std::to_chars(buf, buf + sizeof(buf), v.getInt());
+    case rp::Value::NULL_: break;
+    case rp::Value::INT: c.kind = protocols::value_kind::integer; c.i = v.getInt(); break;
+    case rp::Value::FLOAT: c.kind = protocols::value_kind::floating; c.f = v.getFloat(); break;
+    case rp::Value::BOOL: c.kind = protocols::value_kind::boolean; c.b = v.getBool(); break;
+    case rp::Value::TEXT:
+      c.kind = protocols::value_kind::text;
+      c.t = std::string_view(v.getText().cStr(), v.getText().size());
+      break;
+  }
+  return c;
+}
+
+cell_ref cell_of(const protocols::page_view& v, size_t col, size_t row) {
+  cell_ref c;
+  c.kind = v.kind(col, row);
+  switch (c.kind) {
+    case protocols::value_kind::null: break;
+    case protocols::value_kind::integer: c.i = v.int_at(col, row); break;
+    case protocols::value_kind::floating: c.f = v.float_at(col, row); break;
+    case protocols::value_kind::boolean: c.b = v.bool_at(col, row); break;
+    case protocols::value_kind::text: c.t = v.text_at(col, row); break;
+  }
+  return c;
+}
+
+// Appends one CSV field: numbers in their shortest exact form, text quoted when needed.
+void append_csv(std::string& out, const cell_ref& v) {
+  char buf[64];
+  switch (v.kind) {
+    case protocols::value_kind::null: return;
+    case protocols::value_kind::integer: {
+      auto r = std::to_chars(buf, buf + sizeof(buf), v.i);
       out.append(buf, r.ptr);
       return;
     }
-    case rp::Value::FLOAT: {
+    case protocols::value_kind::floating: {
       // Shortest text that reads back as the same double.
-      auto r = std::to_chars(buf, buf + sizeof(buf), v.getFloat());
+      auto r = std::to_chars(buf, buf + sizeof(buf), v.f);
       out.append(buf, r.ptr);
       return;
     }
-    case rp::Value::BOOL: out += v.getBool() ? "true" : "false"; return;
-    case rp::Value::TEXT: {
-      auto t = v.getText();
-      std::string_view s(t.cStr(), t.size());
+    case protocols::value_kind::boolean: out += v.b ? "true" : "false"; return;
+    case protocols::value_kind::text: {
+      auto s = v.t;
       if (!s.empty() && s.find_first_of(",\"\n\r") == std::string_view::npos) {
         out.append(s);
         return;
@@ -87,18 +124,25 @@ void append_csv(std::string& out, rp::Value::Reader v) {
   }
 }
 
-std::string csv_field(rp::Value::Reader v) {
+std::string table_field(const cell_ref& v) {
+  if (v.kind == protocols::value_kind::null)
+    return "NULL";
+  if (v.kind == protocols::value_kind::text)
+    return std::string(v.t);
   std::string out;
   append_csv(out, v);
   return out;
 }
 
-std::string table_field(rp::Value::Reader v) {
-  if (v.which() == rp::Value::NULL_)
-    return "NULL";
-  if (v.which() == rp::Value::TEXT)
-    return std::string(v.getText().cStr(), v.getText().size());
-  return csv_field(v);
+nlohmann::json json_of(const cell_ref& v) {
+  switch (v.kind) {
+    case protocols::value_kind::null: return nullptr;
+    case protocols::value_kind::integer: return v.i;
+    case protocols::value_kind::floating: return v.f;
+    case protocols::value_kind::boolean: return v.b;
+    case protocols::value_kind::text: return std::string(v.t);
+  }
+  return nullptr;
 }
 
 // Streams rows in the chosen format.
@@ -122,34 +166,18 @@ public:
     }
   }
 
+  /// Inline rows of a response.
   void rows(capnp::List<rp::Row>::Reader rows) {
     for (auto r : rows) {
-      if (format_ == "csv") {
-        bool first = true;
-        for (auto v : r.getValues()) {
-          if (!first)
-            buf_ += ',';
-          append_csv(buf_, v);
-          first = false;
-        }
-        buf_ += '\n';
-        if (buf_.size() >= (1u << 20)) {
-          os_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
-          buf_.clear();
-        }
-      } else if (format_ == "json") {
-        nlohmann::json row = nlohmann::json::array();
-        for (auto v : r.getValues())
-          row.push_back(runtime::to_json(v));
-        os_ << (count_ ? "," : "") << "\n" << row.dump();
-      } else {
-        std::vector<std::string> cells;
-        for (auto v : r.getValues())
-          cells.push_back(table_field(v));
-        table_.push_back(std::move(cells));
-      }
-      ++count_;
+      auto vals = r.getValues();
+      row(vals.size(), [&](size_t c) { return cell_of(vals[static_cast<unsigned>(c)]); });
     }
+  }
+
+  /// The rows of a checked page.
+  void rows(const protocols::page_view& v) {
+    for (size_t r = 0; r < v.rows(); ++r)
+      row(v.columns(), [&](size_t c) { return cell_of(v, c, r); });
   }
 
   void end() {
@@ -185,6 +213,33 @@ public:
   uint64_t count() const { return count_; }
 
 private:
+  template <class Cell>
+  void row(size_t n, Cell cell) {
+    if (format_ == "csv") {
+      for (size_t c = 0; c < n; ++c) {
+        if (c)
+          buf_ += ',';
+        append_csv(buf_, cell(c));
+      }
+      buf_ += '\n';
+      if (buf_.size() >= (1u << 20)) {
+        os_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+        buf_.clear();
+      }
+    } else if (format_ == "json") {
+      nlohmann::json out = nlohmann::json::array();
+      for (size_t c = 0; c < n; ++c)
+        out.push_back(json_of(cell(c)));
+      os_ << (count_ ? "," : "") << "\n" << out.dump();
+    } else {
+      std::vector<std::string> cells;
+      for (size_t c = 0; c < n; ++c)
+        cells.push_back(table_field(cell(c)));
+      table_.push_back(std::move(cells));
+    }
+    ++count_;
+  }
+
   std::ostream& os_;
   std::string format_;
   std::vector<std::string> names_;
@@ -295,7 +350,12 @@ int run_report(const report_options& o) {
                     << p.getErrorCode().cStr() << ": " << p.getError().cStr() << "\n";
           return 1;
         }
-        if (p.getOffset() != offset || (p.getRows().size() == 0 && offset < total)) {
+        protocols::page_view v{p};
+        if (!v.ok()) {
+          std::cerr << "wharf report: fetching rows at " << offset << ": " << v.error() << "\n";
+          return 1;
+        }
+        if (p.getOffset() != offset || (v.rows() == 0 && offset < total)) {
           std::cerr << "wharf report: the node returned rows at " << p.getOffset()
                     << " for a request at " << offset << "\n";
           return 1;
@@ -305,8 +365,8 @@ int run_report(const report_options& o) {
           w.begin(p.getColumns(), meta);
           begun = true;
         }
-        w.rows(p.getRows());
-        offset += p.getRows().size();
+        w.rows(v);
+        offset += v.rows();
       }
       if (offset != total) {
         std::cerr << "wharf report: got " << offset << " of " << total << " rows\n";

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "protocols/capnp_io.hpp"
+#include "protocols/result_page.hpp"
 #include "runtime/core/types.hpp"
 
 namespace wharf::runtime {
@@ -177,6 +178,24 @@ json rows_json(capnp::List<reports::Row>::Reader rows) {
   return out;
 }
 
+json page_rows_json(const protocols::page_view& v) {
+  json out = json::array();
+  for (size_t r = 0; r < v.rows(); ++r) {
+    json row = json::array();
+    for (size_t c = 0; c < v.columns(); ++c) {
+      switch (v.kind(c, r)) {
+        case protocols::value_kind::null: row.push_back(nullptr); break;
+        case protocols::value_kind::integer: row.push_back(v.int_at(c, r)); break;
+        case protocols::value_kind::floating: row.push_back(v.float_at(c, r)); break;
+        case protocols::value_kind::boolean: row.push_back(v.bool_at(c, r)); break;
+        case protocols::value_kind::text: row.push_back(std::string(v.text_at(c, r))); break;
+      }
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 } // namespace
 
 json to_json(reports::ReportResponse::Reader r) {
@@ -215,8 +234,14 @@ json to_json(reports::ResultPage::Reader p) {
     j["error_message"] = text_of(p.getError());
     return j;
   }
+  protocols::page_view v{p};
+  if (!v.ok()) {
+    j["error_code"] = "INTERNAL";
+    j["error_message"] = v.error();
+    return j;
+  }
   j["columns"] = columns_json(p.getColumns());
-  j["rows"] = rows_json(p.getRows());
+  j["rows"] = page_rows_json(v);
   j["offset"] = p.getOffset();
   j["total_rows"] = p.getTotalRows();
   return j;

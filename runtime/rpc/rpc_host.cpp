@@ -467,10 +467,11 @@ private:
       .then([this, &response](std::string bytes) {
         if (!bytes.empty()) {
           return with_message<reports::ResultPage>(bytes, [&](reports::ResultPage::Reader p) {
-            auto code = std::string(p.getErrorCode().cStr());
+            auto j = to_json(p); // a malformed page becomes error_code INTERNAL
+            auto code = j.value("error_code", std::string{});
             unsigned status = code.empty() ? 200 : code == "NOT_FOUND" ? 404
                                                  : code == "INVALID_ARGUMENT" ? 400 : 500;
-            return json_reply(response, status, to_json(p));
+            return json_reply(response, status, j);
           });
         }
         return json_error(response, 503, "UNAVAILABLE", "this node runs no analytics service");
