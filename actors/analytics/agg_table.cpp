@@ -1,6 +1,7 @@
 #include "actors/analytics/agg_table.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include <capnp/message.h>
@@ -215,8 +216,10 @@ std::vector<cell> decode_key(std::string_view k, const std::vector<key_kind>& ki
 namespace {
 
 // A 64-bit value ordered like the key's field at byte offset `at` (ties are settled by
-// compare_keys); `at` moves past the field.
-uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at) {
+// compare_keys); `at` moves past the field. `exact` is cleared when other values of the field
+// can share the prefix: texts of 8 bytes or more (text has no NUL byte, so a shorter text's
+// zero padding tells it apart), and UINT64_MAX, which NULL shares with the largest values.
+uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at, bool& exact) {
   auto len = static_cast<int32_t>(be32(k.data() + at));
   const char* p = k.data() + at + 4;
   at += 4 + (len > 0 ? static_cast<size_t>(len) : 0);
@@ -236,6 +239,7 @@ uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at) {
       uint64_t x = 0;
       for (int32_t i = 0; i < 8; ++i)
         x = (x << 8) | (i < len ? static_cast<unsigned char>(p[i]) : 0u);
+      exact = len < 8;
       return x;
     }
   }
@@ -245,10 +249,15 @@ uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at) {
 } // namespace
 
 std::pair<uint64_t, uint64_t> key_prefixes(std::string_view k, const std::vector<key_kind>& kinds) {
+  // The second prefix only orders keys whose first fields are equal: when the first prefix
+  // does not pin its field down, it is 0 and compare_keys decides.
   size_t at = 0;
-  uint64_t p1 = kinds.size() > 0 ? sort_prefix(k, kinds[0], at) : 0;
-  uint64_t p2 = kinds.size() > 1 ? sort_prefix(k, kinds[1], at) : 0;
-  return {p1, p2};
+  bool exact = true;
+  uint64_t p1 = kinds.size() > 0 ? sort_prefix(k, kinds[0], at, exact) : 0;
+  if (!exact || p1 == UINT64_MAX || kinds.size() < 2)
+    return {p1, 0};
+  bool unused = true;
+  return {p1, sort_prefix(k, kinds[1], at, unused)};
 }
 
 namespace {
@@ -310,31 +319,160 @@ int compare_keys(std::string_view a, std::string_view b, const std::vector<key_k
   return 0;
 }
 
-std::vector<uint32_t> agg_table::sorted() const {
-  // Sort on the first two key fields' 64-bit prefixes; only ties look at the records.
-  struct item {
-    uint64_t p1;
-    uint64_t p2;
-    uint32_t g;
-  };
-  std::vector<item> xs(groups());
-  for (uint32_t g = 0; g < groups(); ++g) {
-    if (g + 8 < groups())
-      __builtin_prefetch(records_[g + 8]);
-    auto [p1, p2] = key_prefixes(key(g), spec_.keys);
-    xs[g] = item{p1, p2, g};
+namespace {
+
+// How one prefix field packs into few order-preserving bits: the bits that vary between the
+// groups (constant high and low bits dropped), or, when those are many but the values few,
+// the rank of the value among them (8 event types: 3 bits).
+struct field_code {
+  int shift = 0;
+  int width = 0;
+  std::vector<uint64_t> dict; // sorted distinct values when coded by rank
+  uint64_t code(uint64_t v) const {
+    if (!dict.empty())
+      return static_cast<uint64_t>(std::lower_bound(dict.begin(), dict.end(), v) - dict.begin());
+    return width == 0 ? 0 : (v >> shift) & ((width == 64 ? 0 : uint64_t{1} << width) - 1);
   }
-  std::sort(xs.begin(), xs.end(), [this](const item& x, const item& y) {
-    if (x.p1 != y.p1)
-      return x.p1 < y.p1;
-    if (x.p2 != y.p2)
-      return x.p2 < y.p2;
-    return compare_keys(key(x.g), key(y.g), spec_.keys) < 0;
-  });
-  std::vector<uint32_t> out(xs.size());
-  for (size_t i = 0; i < xs.size(); ++i)
-    out[i] = xs[i].g;
-  return out;
+};
+
+template <class Get>
+field_code code_field(size_t n, Get get) {
+  field_code fc;
+  if (n == 0)
+    return fc;
+  uint64_t first = get(0), diff = 0;
+  for (size_t i = 1; i < n; ++i)
+    diff |= get(i) ^ first;
+  if (diff == 0)
+    return fc;
+  fc.shift = __builtin_ctzll(diff);
+  fc.width = 64 - __builtin_clzll(diff) - fc.shift;
+  if (fc.width <= 16)
+    return fc;
+  // Few distinct values? (at most 4096; a one-entry cache skips runs of the same value)
+  absl::flat_hash_set<uint64_t> seen;
+  uint64_t last = first;
+  seen.insert(first);
+  for (size_t i = 1; i < n; ++i) {
+    auto v = get(i);
+    if (v == last)
+      continue;
+    last = v;
+    if (seen.insert(v).second && seen.size() > 4096)
+      return fc;
+  }
+  fc.dict.assign(seen.begin(), seen.end());
+  std::sort(fc.dict.begin(), fc.dict.end());
+  fc.shift = 0;
+  fc.width = 64 - __builtin_clzll(static_cast<uint64_t>(fc.dict.size() - 1) | 1);
+  return fc;
+}
+
+// Stable LSD radix sort of `xs` on bits [lo, lo + width) of key(x), 11 bits per pass,
+// skipping digits every item shares.
+template <class T, class Key>
+void radix_sort(std::vector<T>& xs, int lo, int width, Key key) {
+  constexpr int digit = 11;
+  constexpr size_t buckets = size_t{1} << digit;
+  auto n = xs.size();
+  if (n < 2 || width <= 0)
+    return;
+  std::vector<T> tmp(n);
+  std::vector<uint32_t> count(buckets);
+  auto* src = &xs;
+  auto* dst = &tmp;
+  for (int at = lo; at < lo + width; at += digit) {
+    std::fill(count.begin(), count.end(), 0u);
+    for (auto& x : *src)
+      ++count[(key(x) >> at) & (buckets - 1)];
+    if (std::any_of(count.begin(), count.end(), [n](uint32_t k) { return k == n; }))
+      continue;
+    uint32_t sum = 0;
+    for (auto& k : count) {
+      auto v = k;
+      k = sum;
+      sum += v;
+    }
+    auto& out = *dst;
+    for (auto& x : *src)
+      out[count[(key(x) >> at) & (buckets - 1)]++] = x;
+    std::swap(src, dst);
+  }
+  if (src != &xs)
+    xs.swap(tmp);
+}
+
+} // namespace
+
+void agg_table::sorted(std::vector<uint32_t>& order,
+                       std::vector<std::pair<uint64_t, uint64_t>>* prefixes) const {
+  // Order on the first two key fields' 64-bit prefixes, packed into as few bits as keep their
+  // order (user_behavior_report: 17 bits of user id and 3 of event type), radix-sorted; only
+  // groups with equal prefixes look at their records.
+  auto n = groups();
+  std::vector<std::pair<uint64_t, uint64_t>> pre(n);
+  for (uint32_t g = 0; g < n; ++g) {
+    if (g + 8 < n)
+      __builtin_prefetch(records_[g + 8]);
+    pre[g] = key_prefixes(key(g), spec_.keys);
+  }
+  auto c1 = code_field(n, [&](size_t i) { return pre[i].first; });
+  auto c2 = code_field(n, [&](size_t i) { return pre[i].second; });
+  order.resize(n);
+  auto tie_runs = [&](auto same) {
+    // Equal prefixes (long texts, more than two key fields, NULL against the largest value):
+    // by the keys themselves.
+    for (size_t i = 0; i < n;) {
+      size_t j = i + 1;
+      while (j < n && same(i, j))
+        ++j;
+      if (j - i > 1)
+        std::sort(order.begin() + static_cast<std::ptrdiff_t>(i),
+                  order.begin() + static_cast<std::ptrdiff_t>(j),
+                  [this](uint32_t x, uint32_t y) {
+                    return compare_keys(key(x), key(y), spec_.keys) < 0;
+                  });
+      i = j;
+    }
+  };
+  auto width = c1.width + c2.width;
+  if (width <= 32) {
+    // (code << 32 | group) in one word.
+    std::vector<uint64_t> xs(n);
+    for (uint32_t g = 0; g < n; ++g)
+      xs[g] = (((c1.code(pre[g].first) << c2.width) | c2.code(pre[g].second)) << 32) | g;
+    radix_sort(xs, 32, width, [](uint64_t x) { return x; });
+    for (size_t i = 0; i < n; ++i)
+      order[i] = static_cast<uint32_t>(xs[i]);
+    tie_runs([&](size_t i, size_t j) { return xs[i] >> 32 == xs[j] >> 32; });
+  } else {
+    struct item {
+      uint64_t hi, lo;
+      uint32_t g;
+    };
+    std::vector<item> xs(n);
+    bool packed = width <= 64;
+    for (uint32_t g = 0; g < n; ++g) {
+      if (packed)
+        xs[g] = item{0, (c1.code(pre[g].first) << c2.width) | c2.code(pre[g].second), g};
+      else
+        xs[g] = item{pre[g].first, pre[g].second, g};
+    }
+    radix_sort(xs, 0, packed ? width : 64, [](const item& x) { return x.lo; });
+    if (!packed)
+      radix_sort(xs, 0, 64, [](const item& x) { return x.hi; });
+    for (size_t i = 0; i < n; ++i)
+      order[i] = xs[i].g;
+    tie_runs([&](size_t i, size_t j) { return xs[i].hi == xs[j].hi && xs[i].lo == xs[j].lo; });
+  }
+  if (prefixes) {
+    prefixes->resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (i + 16 < n)
+        __builtin_prefetch(&pre[order[i + 16]]);
+      (*prefixes)[i] = pre[order[i]];
+    }
+  }
 }
 
 // -- sorted partials --
@@ -365,7 +503,8 @@ sorted_partial to_sorted(const agg_table& t) {
   state_shape shape{t.spec()};
   sorted_partial out{t.spec()};
   auto na = t.aggregates();
-  auto order = t.sorted();
+  std::vector<uint32_t> order;
+  t.sorted(order, &out.prefixes);
   out.keys.reserve(order.size());
   out.counts.reserve(order.size() * na);
   if (shape.sum)
@@ -374,14 +513,11 @@ sorted_partial to_sorted(const agg_table& t) {
     out.mins.reserve(order.size() * na);
   if (shape.max)
     out.maxs.reserve(order.size() * na);
-  out.prefixes.reserve(order.size());
   for (size_t i = 0; i < order.size(); ++i) {
     auto g = order[i];
     if (i + 8 < order.size())
       t.prefetch_group(order[i + 8]);
-    auto k = t.key(g);
-    out.keys.push_back(k);
-    out.prefixes.push_back(key_prefixes(k, t.spec().keys));
+    out.keys.push_back(t.key(g));
     for (size_t a = 0; a < na; ++a) {
       out.counts.push_back(t.count(g, a));
       if (shape.sum)

@@ -107,8 +107,10 @@ public:
   /// Decodes a group's key into typed cells.
   std::vector<cell> decode_key(uint32_t g) const;
 
-  /// Group indexes ordered by key (NULLs last, text by bytes).
-  std::vector<uint32_t> sorted() const;
+  /// Group indexes ordered by key (NULLs last, text by bytes) into `order`, and (when
+  /// `prefixes` is set) each group's key prefixes (see sorted_partial) in that order.
+  void sorted(std::vector<uint32_t>& order,
+              std::vector<std::pair<uint64_t, uint64_t>>* prefixes) const;
 
 private:
   void grow();
@@ -137,8 +139,9 @@ struct sorted_partial {
   explicit sorted_partial(table_spec s);
   table_spec spec;
   std::vector<std::string_view> keys;
-  /// Per group, 64-bit order-preserving prefixes of the first two key fields: merges compare
-  /// these first and look at the key bytes only on a tie.
+  /// Per group, 64-bit order-preserving prefixes of the first two key fields (the second is 0
+  /// unless the first prefix pins its field down): merges compare these first and look at
+  /// the key bytes only on a tie.
   std::vector<std::pair<uint64_t, uint64_t>> prefixes;
   std::vector<int64_t> counts;
   std::vector<double> sums, mins, maxs;  ///< empty unless an aggregate needs them

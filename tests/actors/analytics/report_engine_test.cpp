@@ -1,6 +1,10 @@
 // The report engine on real PostgreSQL: plans, partition reads in both modes, sorted partials
 // through the wire encoding, merged — against one SQL statement (the ground truth).
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
 #include <cstdlib>
 #include <unistd.h>
 
@@ -342,6 +346,87 @@ BOOST_AUTO_TEST_CASE(malformed_chunks_are_rejected_whole) {
   // Appending the same run again breaks the key order: rejected.
   BOOST_TEST(!append_chunk(into, good));
   BOOST_TEST(into.size() == 3u);
+}
+
+namespace {
+
+// Groups keyed (int, text, float) with ints from `ints`: to_sorted must give exactly the
+// order compare_keys defines.
+template <class Ints>
+void check_sort_order(Ints ints, const char* what) {
+  BOOST_TEST_CONTEXT(what) {
+    table_spec spec{{key_kind::integer, key_kind::text, key_kind::floating}, {agg_fn::count}};
+    agg_table t{spec};
+    std::mt19937_64 rng{7};
+    const std::vector<std::string> texts{"",         "a",  "page_view", "page_view_long",
+                                         "page_view_longer", "page_vie", "zz", "\xff\xfe"};
+    auto put = [](std::string& k, const char* p, int32_t len) {
+      append_be32(k, static_cast<uint32_t>(len));
+      if (len > 0)
+        k.append(p, static_cast<size_t>(len));
+    };
+    auto put64 = [&](std::string& k, uint64_t v) {
+      char b[8];
+      for (int j = 0; j < 8; ++j)
+        b[j] = static_cast<char>(v >> (56 - 8 * j));
+      put(k, b, 8);
+    };
+    std::set<std::string> keys;
+    for (int i = 0; i < 5000; ++i) {
+      std::string k;
+      if (rng() % 13 == 0)
+        put(k, nullptr, -1);
+      else
+        put64(k, static_cast<uint64_t>(ints(rng)));
+      if (rng() % 11 == 0) {
+        put(k, nullptr, -1);
+      } else {
+        auto& x = texts[rng() % texts.size()];
+        put(k, x.data(), static_cast<int32_t>(x.size()));
+      }
+      double d = (static_cast<double>(rng() % 2001) - 1000) / 7;
+      uint64_t bits;
+      std::memcpy(&bits, &d, 8);
+      put64(k, bits);
+      keys.insert(k);
+      t.add_rows(t.state(k), 0, 1);
+    }
+    auto sorted = to_sorted(t);
+    BOOST_REQUIRE_EQUAL(sorted.size(), keys.size());
+    std::vector<std::string> want(keys.begin(), keys.end());
+    std::sort(want.begin(), want.end(), [&](const std::string& a, const std::string& b) {
+      return compare_keys(a, b, spec.keys) < 0;
+    });
+    for (size_t i = 0; i < want.size(); ++i) {
+      BOOST_REQUIRE_MESSAGE(sorted.keys[i] == want[i], "group " << i << " out of order");
+      BOOST_TEST((sorted.prefixes[i] == key_prefixes(sorted.keys[i], spec.keys)));
+    }
+  }
+}
+
+} // namespace
+
+// The sort packs the prefixes into few bits when it can: each packing must keep the order
+// compare_keys defines (negative and wide ints, NULLs last, texts sharing their first 8
+// bytes, NULL against INT64_MAX, floats of both signs).
+BOOST_AUTO_TEST_CASE(sorted_partials_follow_compare_keys) {
+  // Up to 20 bits of id plus the text's rank: one word.
+  check_sort_order([](std::mt19937_64& r) { return static_cast<int64_t>(r() % 1000000); },
+                   "small ids");
+  // 40 bits of id plus the rank: two words.
+  check_sort_order([](std::mt19937_64& r) { return static_cast<int64_t>(r() % (1ull << 40)); },
+                   "40-bit ids");
+  // Anything, including both ends: the full 128-bit prefixes.
+  const std::vector<int64_t> edges{INT64_MIN, -70000, -1, 0, 1, 255, 256, 65536, 99999,
+                                   int64_t{1} << 40, INT64_MAX};
+  check_sort_order(
+    [&](std::mt19937_64& r) {
+      return r() % 3 ? edges[r() % edges.size()] : static_cast<int64_t>(r() % 200000) - 100000;
+    },
+    "wide ids");
+  // Few distinct ids far apart: coded by rank.
+  check_sort_order([&](std::mt19937_64& r) { return edges[r() % (edges.size() - 1)]; },
+                   "ranked ids");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
