@@ -639,10 +639,11 @@ std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limi
   constexpr size_t budget = 16u << 20;
   size_t key_bytes = 0, bytes = 0;
   uint32_t n = 0;
+  auto state_bytes = na * 8 * shape.words_per_agg;
   while (n < most && (n == 0 || bytes < budget)) {
     auto k = p.keys[first + n].size();
     key_bytes += k;
-    bytes += k + na * 32;
+    bytes += k + state_bytes;
     if (shape.distinct)
       for (size_t a = 0; a < na; ++a)
         for (auto& v : p.distinct[(first + n) * na + a])

@@ -80,9 +80,20 @@ public:
   }
   void prefetch_group(uint32_t g) const { __builtin_prefetch(records_[g]); }
   void prefetch_record(uint64_t h) const {
-    if (!slots_.empty())
-      if (auto* r = slots_[h & mask_].rec)
-        __builtin_prefetch(r);
+    if (slots_.empty())
+      return;
+    // The group's slot is the first one with its hash along the probe sequence (usually
+    // within the cache line `prefetch_slot` loaded).
+    for (size_t i = h & mask_, n = 0; n < 8; i = (i + 1) & mask_, ++n) {
+      auto& s = slots_[i];
+      if (!s.rec)
+        return; // a new group
+      if (s.hash == h) {
+        __builtin_prefetch(s.rec);
+        __builtin_prefetch(s.rec + 8); // records are not line-aligned: the key may spill over
+        return;
+      }
+    }
   }
 
   void add_rows(uint64_t* st, size_t a, int64_t n) {

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -43,7 +44,7 @@ using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
 
-constexpr uint32_t chunk_groups = 262144;     // groups per collect round trip (~12 MB)
+constexpr uint32_t chunk_groups = 300000;     // groups per collect round trip (<= ~16 MB)
 constexpr uint64_t page_rows = 100000;        // rows per stored result page (= max_fetch)
 constexpr uint32_t default_fetch = 10000;
 constexpr uint32_t max_fetch = 100000;
@@ -605,8 +606,16 @@ struct worker_node {
   unsigned inflight = 0;
   bool dead = false;
   std::set<uint32_t> done;
-  std::vector<std::string> chunks;
+  /// The collected chunks (a deque: `run`'s keys view into them, so they must not move) and
+  /// their groups, decoded as each chunk arrives.
+  std::deque<std::string> chunks;
+  std::optional<sorted_partial> run;
   uint64_t collected = 0;
+  void reset_collect() {
+    run.reset();
+    chunks.clear();
+    collected = 0;
+  }
   enum { idle, running, complete } collect = idle;
 };
 
@@ -713,8 +722,7 @@ public:
       for (auto& [name, n] : nodes_)
         if (!n.dead && n.inflight == 0 && n.collect == worker_node::idle && !n.done.empty()) {
           n.collect = worker_node::running;
-          n.chunks.clear();
-          n.collected = 0;
+          n.reset_collect();
           collect(name);
         }
     bool all_read = std::all_of(parts_.begin(), parts_.end(),
@@ -913,7 +921,7 @@ public:
     n.dead = true;
     n.inflight = 0;
     n.done.clear();
-    n.chunks.clear();
+    n.reset_collect();
     spdlog::warn("report {}: worker {} failed ({}); re-dispatching its partitions", a_.id, node,
                  why);
     for (auto& s : parts_) {
@@ -934,8 +942,7 @@ public:
   void restart_collect() {
     ++collect_round_;
     for (auto& [name, m] : nodes_) {
-      m.chunks.clear();
-      m.collected = 0;
+      m.reset_collect();
       m.collect = worker_node::idle;
     }
   }
@@ -1009,11 +1016,21 @@ public:
       }
       n.collected += c.getGroups();
       auto total = c.getTotalGroups();
-      n.chunks.push_back(std::move(bytes));
-      if (n.collected < total && c.getGroups() > 0) {
+      bool more = n.collected < total && c.getGroups() > 0;
+      // Ask for the next chunk first: the node encodes and sends it while this one decodes
+      // (and other nodes still sort or send theirs).
+      if (more)
         collect(node);
+      n.chunks.push_back(std::move(bytes));
+      if (!n.run)
+        n.run.emplace(plan_->spec());
+      if (auto ok = append_chunk(*n.run, n.chunks.back()); !ok) {
+        node_failed(node, "collect: " + message_of(ok.error())); // drops the next chunk too
+        pump();
         return;
       }
+      if (more)
+        return;
       n.collect = worker_node::complete;
     } catch (const kj::Exception& e) {
       node_failed(node, std::string("collect: ") + e.getDescription().cStr());
@@ -1028,22 +1045,10 @@ public:
     // Each node's chunks form one sorted run; the runs merge in one streaming pass and the
     // rows come out in key order. Keys view into the chunks, kept until the answer is built.
     auto spec = plan_->spec();
-    std::vector<sorted_partial> runs;
-    for (auto& [name, n] : nodes_) {
-      if (n.chunks.empty())
-        continue;
-      runs.emplace_back(spec);
-      for (auto& bytes : n.chunks) {
-        auto r = append_chunk(runs.back(), bytes);
-        if (!r) {
-          fail(r.error());
-          return;
-        }
-      }
-    }
     std::vector<const sorted_partial*> ptrs;
-    for (auto& r : runs)
-      ptrs.push_back(&r);
+    for (auto& [name, n] : nodes_)
+      if (n.run && n.run->size() > 0)
+        ptrs.push_back(&*n.run);
     auto total = merge_sorted(ptrs, spec);
     spdlog::debug("report {}: {} groups merged after {} ms", a_.id, total.size(), elapsed());
     auto cols = result_columns(*plan_);
@@ -1066,7 +1071,7 @@ public:
 
   void release_chunks() {
     for (auto& [name, n] : nodes_)
-      n.chunks.clear();
+      n.reset_collect();
   }
 
   // Large results: pages of `page_rows` rows, written to RocksDB (through the state store) in
