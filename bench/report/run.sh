@@ -20,8 +20,10 @@
 # (3) a 3-node cluster: deploy/cluster.sh up 3 --base-port P --config node.toml, the file
 # holding [analytics] dsn and the [[reports]] entry events_by_type; (4) R rounds, each running
 # every contender once in turn (interleaved, so drift hits all alike); the median of each is
-# reported; (5) every answer is checked against the single SQL statement's (bench/report/
-# compare_csv.py: rows sorted, avg_value within a relative 1e-9); (6) goals with PASS/MISS:
+# reported (before each run: `sync` and one second's pause, so no contender pays for the
+# previous one's pending writeback); (5) every answer is checked against the single SQL
+# statement's (bench/report/compare_csv.py: rows sorted, avg_value within a relative 1e-9);
+# (6) goals with PASS/MISS:
 #   Dask / wharf auto >= 8;  wharf auto / single SQL <= 0.7;  wharf auto / raw COPY <= 1.5;
 #   low-cardinality wharf pushdown / single SQL <= 1.2.
 # The cluster, the throwaway PostgreSQL and the work directory are removed on exit (the work
@@ -372,6 +374,10 @@ for ((r = 1; r <= repeat; r++)); do
     [ -n "${label[$name]:-}" ] || continue # dropped after "not available"
     out="$out_dir/$name.csv"
     rm -f "$out"
+    # Start each contender on a settled machine: the previous one's files (the single
+    # statement's spill and CSV, answers) are written back first, outside the timing.
+    sync
+    sleep 1
     t0=$(now_ns)
     rc=0
     run_contender "$name" "$out" "$err_dir/$name.stdout" 2>"$err_dir/$name.stderr" || rc=$?
