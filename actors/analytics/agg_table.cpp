@@ -179,37 +179,18 @@ std::vector<cell> agg_table::decode_key(uint32_t g) const {
 
 std::vector<cell> decode_key(std::string_view k, const std::vector<key_kind>& kinds) {
   std::vector<cell> out;
-  size_t at = 0;
-  for (auto kind : kinds) {
-    auto len = static_cast<int32_t>(be32(k.data() + at));
-    at += 4;
-    if (len < 0) {
+  for_each_field(k, kinds, [&](const key_field& x) {
+    if (x.null)
       out.emplace_back(std::monostate{});
-      continue;
-    }
-    const char* v = k.data() + at;
-    at += static_cast<size_t>(len);
-    switch (kind) {
-      case key_kind::integer:
-        if (len == 8 || len == 4 || len == 2)
-          out.emplace_back(key_int(v, len));
-        else
-          out.emplace_back(std::monostate{});
-        break;
-      case key_kind::floating:
-        if (len == 8 || len == 4)
-          out.emplace_back(key_float(v, len));
-        else
-          out.emplace_back(std::monostate{});
-        break;
-      case key_kind::boolean:
-        out.emplace_back(len >= 1 && v[0] != 0);
-        break;
-      case key_kind::text:
-        out.emplace_back(std::string(v, static_cast<size_t>(len)));
-        break;
-    }
-  }
+    else if (x.kind == key_kind::integer)
+      out.emplace_back(x.i);
+    else if (x.kind == key_kind::floating)
+      out.emplace_back(x.f);
+    else if (x.kind == key_kind::boolean)
+      out.emplace_back(x.b);
+    else
+      out.emplace_back(std::string(x.t));
+  });
   return out;
 }
 

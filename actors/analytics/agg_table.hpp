@@ -238,4 +238,50 @@ inline double key_float(const char* p, int32_t len) {
   return 0;
 }
 
+/// One field of a binary key, decoded. An int or float of an unexpected length is NULL.
+struct key_field {
+  key_kind kind = key_kind::text;
+  bool null = false;
+  int64_t i = 0;
+  double f = 0;
+  bool b = false;
+  std::string_view t;
+};
+
+/// Calls `f(const key_field&)` for each field of a binary key (a key built by this file's
+/// tables or checked by append_chunk: lengths are not re-checked here).
+template <class F>
+void for_each_field(std::string_view key, const std::vector<key_kind>& kinds, F f) {
+  size_t at = 0;
+  for (auto kind : kinds) {
+    key_field x;
+    x.kind = kind;
+    auto len = static_cast<int32_t>(be32(key.data() + at));
+    at += 4;
+    const char* p = key.data() + at;
+    if (len > 0)
+      at += static_cast<size_t>(len);
+    x.null = len < 0;
+    if (!x.null) {
+      switch (kind) {
+        case key_kind::integer:
+          x.null = len != 8 && len != 4 && len != 2;
+          x.i = key_int(p, len);
+          break;
+        case key_kind::floating:
+          x.null = len != 8 && len != 4;
+          x.f = key_float(p, len);
+          break;
+        case key_kind::boolean:
+          x.b = len >= 1 && p[0] != 0;
+          break;
+        case key_kind::text:
+          x.t = std::string_view(p, static_cast<size_t>(len));
+          break;
+      }
+    }
+    f(x);
+  }
+}
+
 } // namespace wharf::actors

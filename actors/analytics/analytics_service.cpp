@@ -469,33 +469,20 @@ void write_columns(capnp::List<rp::Column>::Builder out,
 // Writes a group's key cells straight from their binary form (no intermediate strings).
 unsigned write_key(capnp::List<rp::Value>::Builder vals, std::string_view key,
                    const std::vector<key_kind>& kinds) {
-  size_t at = 0;
   unsigned c = 0;
-  for (auto kind : kinds) {
-    auto len = static_cast<int32_t>(be32(key.data() + at));
-    at += 4;
+  for_each_field(key, kinds, [&](const key_field& x) {
     auto v = vals[c++];
-    if (len < 0) {
+    if (x.null)
       v.setNull();
-      continue;
-    }
-    const char* p = key.data() + at;
-    at += static_cast<size_t>(len);
-    switch (kind) {
-      case key_kind::integer:
-        v.setInt(key_int(p, len));
-        break;
-      case key_kind::floating:
-        v.setFloat(key_float(p, len));
-        break;
-      case key_kind::boolean:
-        v.setBool(len > 0 && p[0] != 0);
-        break;
-      case key_kind::text:
-        v.setText(capnp::Text::Reader(p, static_cast<size_t>(len)));
-        break;
-    }
-  }
+    else if (x.kind == key_kind::integer)
+      v.setInt(x.i);
+    else if (x.kind == key_kind::floating)
+      v.setFloat(x.f);
+    else if (x.kind == key_kind::boolean)
+      v.setBool(x.b);
+    else
+      v.setText(capnp::Text::Reader(x.t.data(), x.t.size()));
+  });
   return c;
 }
 
@@ -515,58 +502,30 @@ void write_rows(capnp::List<rp::Row>::Builder out, const sorted_partial& p, size
 // then each aggregate's final value.
 void write_page(protocols::page_writer& w, const sorted_partial& p, size_t from, size_t n) {
   auto na = p.spec.aggs.size();
-  auto& kinds = p.spec.keys;
   w.reserve(n);
   for (size_t g = from; g < from + n; ++g) {
-    auto key = p.keys[g];
-    size_t at = 0;
     size_t c = 0;
-    for (auto kind : kinds) {
-      auto len = static_cast<int32_t>(be32(key.data() + at));
-      at += 4;
-      const char* v = key.data() + at;
-      if (len > 0)
-        at += static_cast<size_t>(len);
-      switch (len < 0 ? key_kind::text : kind) {
-        case key_kind::integer:
-          if (len == 8 || len == 4 || len == 2)
-            w.put_int(c, key_int(v, len));
-          else
-            w.put_null(c);
-          break;
-        case key_kind::floating:
-          if (len == 8 || len == 4)
-            w.put_float(c, key_float(v, len));
-          else
-            w.put_null(c);
-          break;
-        case key_kind::boolean:
-          w.put_bool(c, len >= 1 && v[0] != 0);
-          break;
-        case key_kind::text:
-          if (len < 0)
-            w.put_null(c);
-          else
-            w.put_text(c, std::string_view(v, static_cast<size_t>(len)));
-          break;
-      }
+    for_each_field(p.keys[g], p.spec.keys, [&](const key_field& x) {
+      if (x.null)
+        w.put_null(c);
+      else if (x.kind == key_kind::integer)
+        w.put_int(c, x.i);
+      else if (x.kind == key_kind::floating)
+        w.put_float(c, x.f);
+      else if (x.kind == key_kind::boolean)
+        w.put_bool(c, x.b);
+      else
+        w.put_text(c, x.t);
       ++c;
-    }
+    });
     for (size_t a = 0; a < na; ++a, ++c) {
-      auto i = g * na + a;
-      auto cnt = p.counts[i];
-      switch (p.spec.aggs[a]) {
-        case agg_fn::count: w.put_int(c, cnt); break;
-        case agg_fn::count_distinct:
-          w.put_int(c, static_cast<int64_t>(p.distinct[i].size()));
-          break;
-        case agg_fn::sum: cnt > 0 ? w.put_float(c, p.sums[i]) : w.put_null(c); break;
-        case agg_fn::avg:
-          cnt > 0 ? w.put_float(c, p.sums[i] / static_cast<double>(cnt)) : w.put_null(c);
-          break;
-        case agg_fn::min: cnt > 0 ? w.put_float(c, p.mins[i]) : w.put_null(c); break;
-        case agg_fn::max: cnt > 0 ? w.put_float(c, p.maxs[i]) : w.put_null(c); break;
-      }
+      auto v = p.final_value(g, a);
+      if (auto* i = std::get_if<int64_t>(&v))
+        w.put_int(c, *i);
+      else if (auto* d = std::get_if<double>(&v))
+        w.put_float(c, *d);
+      else
+        w.put_null(c); // aggregates are ints or floats
     }
   }
 }
