@@ -205,9 +205,10 @@ struct Collect {
 # Partial aggregate states, column-wise. Group g's key is the g-th run of key bytes: for each
 # group-by column an Int32 length (-1 = NULL) and the value in PostgreSQL's binary format.
 # Per aggregate a (state index) the vectors hold ngroups entries, group-major:
-# counts[g * naggs + a] = non-NULL inputs (or rows for count(*)), sums/mins/maxs likewise
-# (empty when no aggregate needs them), distinct[g * naggs + a] = concatenated length-prefixed
-# distinct values (count_distinct only).
+# counts[g * naggs + a] = non-NULL inputs (or rows for count(*)); sums hold, group-major, one
+# entry per group and aggregate that keeps a sum (sum, avg) in aggregate order, mins one per
+# min and maxs one per max aggregate (a count ships no float state); distinct[g * naggs + a]
+# = concatenated length-prefixed distinct values (count_distinct only).
 struct PartialChunk {
   partitionIds @0 :List(UInt32);  # every partition merged into this node's partial
   totalGroups @1 :UInt64;

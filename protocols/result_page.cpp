@@ -29,7 +29,7 @@ value_kind kind_of_values(reports::ColumnValues::Which w) {
   return value_kind::null; // a union member this version does not know
 }
 
-constexpr size_t max_text_bytes = size_t{1} << 29;
+constexpr size_t max_text_bytes = (size_t{1} << 29) - 1; // Cap'n Proto's largest blob
 
 } // namespace
 
@@ -46,7 +46,11 @@ void page_view::load(reports::ResultPage::Reader page) {
   try {
     auto data = page.getData();
     rows_ = page.getRowCount();
-    if (data.size() != page.getColumns().size() && !(data.size() == 0 && rows_ == 0))
+    if (data.size() == 0 && page.hasRows())
+      return fail("rows as List(Row): a page stored by an older version (run the report again)");
+    if (data.size() == 0 && rows_ > 0)
+      return fail(std::to_string(rows_) + " rows without any value column");
+    if (data.size() != page.getColumns().size() && data.size() != 0)
       return fail(std::to_string(data.size()) + " value columns for "
                   + std::to_string(page.getColumns().size()) + " columns");
     for (auto values : data) {

@@ -76,7 +76,7 @@ private:
 
 /// Builds the column-wise rows of a page. A value must match its column's kind (a caller
 /// bug otherwise: std::logic_error). A text column of a page holds at most 512 MiB (a
-/// Cap'n Proto blob's limit): more throws std::length_error.
+/// Cap'n Proto blob's limit, 2^29 - 1 bytes): more throws std::length_error.
 class page_writer {
 public:
   /// One column per type name (see kind_of_type).

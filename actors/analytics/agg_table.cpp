@@ -196,10 +196,20 @@ std::vector<cell> decode_key(std::string_view k, const std::vector<key_kind>& ki
 
 namespace {
 
+// The bits of a double as an unsigned value in the order keys sort by: negatives below
+// positives, -0.0 just below +0.0, NaN (positive) above +inf. A total order on distinct bit
+// patterns, so equal keys are exactly equal bytes (-0.0/+0.0 and NaNs are not folded).
+inline uint64_t float_order(double d) {
+  uint64_t bits;
+  std::memcpy(&bits, &d, 8);
+  return (bits >> 63) ? ~bits : bits | (uint64_t{1} << 63);
+}
+
 // A 64-bit value ordered like the key's field at byte offset `at` (ties are settled by
-// compare_keys); `at` moves past the field. `exact` is cleared when other values of the field
-// can share the prefix: texts of 8 bytes or more (text has no NUL byte, so a shorter text's
-// zero padding tells it apart), and UINT64_MAX, which NULL shares with the largest values.
+// compare_keys); `at` moves past the field. `exact` is cleared for texts of 8 bytes or more,
+// whose prefix other texts can share (text has no NUL byte, so a shorter text's zero padding
+// tells it apart); key_prefixes treats UINT64_MAX, which NULL shares with the largest values,
+// as inexact too.
 uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at, bool& exact) {
   auto len = static_cast<int32_t>(be32(k.data() + at));
   const char* p = k.data() + at + 4;
@@ -209,12 +219,8 @@ uint64_t sort_prefix(std::string_view k, key_kind kind, size_t& at, bool& exact)
   switch (kind) {
     case key_kind::integer:
       return static_cast<uint64_t>(key_int(p, len)) ^ (uint64_t{1} << 63);
-    case key_kind::floating: {
-      auto d = key_float(p, len);
-      uint64_t bits;
-      std::memcpy(&bits, &d, 8);
-      return (bits >> 63) ? ~bits : bits | (uint64_t{1} << 63);
-    }
+    case key_kind::floating:
+      return float_order(key_float(p, len));
     case key_kind::boolean:
     case key_kind::text: {
       uint64_t x = 0;
@@ -281,7 +287,9 @@ int compare_keys(std::string_view a, std::string_view b, const std::vector<key_k
         break;
       }
       case key_kind::floating: {
-        auto x = key_float(pa, la), y = key_float(pb, lb);
+        // By bits (see float_order): `<` would call NaN equal to everything, which breaks
+        // the strict order sorted runs and merges rely on.
+        auto x = float_order(key_float(pa, la)), y = float_order(key_float(pb, lb));
         c = x < y ? -1 : x > y ? 1 : 0;
         break;
       }
@@ -347,6 +355,13 @@ field_code code_field(size_t n, Get get) {
   fc.shift = 0;
   fc.width = 64 - __builtin_clzll(static_cast<uint64_t>(fc.dict.size() - 1) | 1);
   return fc;
+}
+
+// Both codes in one word (c1.width + c2.width <= 64; c1 is constant when c2 takes 64 bits).
+inline uint64_t pack(const field_code& c1, const field_code& c2,
+                     const std::pair<uint64_t, uint64_t>& pre) {
+  auto lo = c2.code(pre.second);
+  return c2.width >= 64 ? lo : (c1.code(pre.first) << c2.width) | lo;
 }
 
 // Stable LSD radix sort of `xs` on bits [lo, lo + width) of key(x), 11 bits per pass,
@@ -421,7 +436,7 @@ void agg_table::sorted(std::vector<uint32_t>& order,
     // (code << 32 | group) in one word.
     std::vector<uint64_t> xs(n);
     for (uint32_t g = 0; g < n; ++g)
-      xs[g] = (((c1.code(pre[g].first) << c2.width) | c2.code(pre[g].second)) << 32) | g;
+      xs[g] = (pack(c1, c2, pre[g]) << 32) | g;
     radix_sort(xs, 32, width, [](uint64_t x) { return x; });
     for (size_t i = 0; i < n; ++i)
       order[i] = static_cast<uint32_t>(xs[i]);
@@ -435,7 +450,7 @@ void agg_table::sorted(std::vector<uint32_t>& order,
     bool packed = width <= 64;
     for (uint32_t g = 0; g < n; ++g) {
       if (packed)
-        xs[g] = item{0, (c1.code(pre[g].first) << c2.width) | c2.code(pre[g].second), g};
+        xs[g] = item{0, pack(c1, c2, pre[g]), g};
       else
         xs[g] = item{pre[g].first, pre[g].second, g};
     }
@@ -611,6 +626,30 @@ sorted_partial merge_sorted(const std::vector<const sorted_partial*>& runs,
   return out;
 }
 
+namespace {
+
+// Which aggregates keep which float state (a PartialChunk ships only those).
+struct float_states {
+  explicit float_states(const table_spec& spec) {
+    for (size_t a = 0; a < spec.aggs.size(); ++a) {
+      auto fn = spec.aggs[a];
+      has_sum.push_back(fn == agg_fn::sum || fn == agg_fn::avg);
+      has_min.push_back(fn == agg_fn::min);
+      has_max.push_back(fn == agg_fn::max);
+      if (has_sum.back())
+        sum.push_back(a);
+      if (has_min.back())
+        min.push_back(a);
+      if (has_max.back())
+        max.push_back(a);
+    }
+  }
+  std::vector<bool> has_sum, has_min, has_max;
+  std::vector<size_t> sum, min, max; // the aggregates, in order
+};
+
+} // namespace
+
 std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limit) {
   state_shape shape{p.spec};
   auto na = p.spec.aggs.size();
@@ -620,7 +659,8 @@ std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limi
   constexpr size_t budget = 16u << 20;
   size_t key_bytes = 0, bytes = 0;
   uint32_t n = 0;
-  auto state_bytes = na * 8 * shape.words_per_agg;
+  float_states fs{p.spec};
+  auto state_bytes = 8 * (na + fs.sum.size() + fs.min.size() + fs.max.size());
   while (n < most && (n == 0 || bytes < budget)) {
     auto k = p.keys[first + n].size();
     key_bytes += k;
@@ -652,16 +692,19 @@ std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limi
   auto counts = c.initCounts(m);
   for (unsigned i = 0; i < m; ++i)
     counts.set(i, p.counts[base + i]);
-  auto fill = [&](const std::vector<double>& src, auto list) {
-    for (unsigned i = 0; i < m; ++i)
-      list.set(i, src[base + i]);
+  // Float states only of the aggregates that keep them (see PartialChunk).
+  auto fill = [&](const std::vector<double>& src, const std::vector<size_t>& which, auto init) {
+    if (which.empty())
+      return;
+    auto list = init(static_cast<unsigned>(n * which.size()));
+    unsigned j = 0;
+    for (uint32_t i = 0; i < n; ++i)
+      for (auto a : which)
+        list.set(j++, src[base + i * na + a]);
   };
-  if (shape.sum)
-    fill(p.sums, c.initSums(m));
-  if (shape.min)
-    fill(p.mins, c.initMins(m));
-  if (shape.max)
-    fill(p.maxs, c.initMaxs(m));
+  fill(p.sums, fs.sum, [&](unsigned k) { return c.initSums(k); });
+  fill(p.mins, fs.min, [&](unsigned k) { return c.initMins(k); });
+  fill(p.maxs, fs.max, [&](unsigned k) { return c.initMaxs(k); });
   if (shape.distinct) {
     auto d = c.initDistinct(m);
     for (unsigned i = 0; i < m; ++i) {
@@ -720,8 +763,9 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     auto mins = c.getMins();
     auto maxs = c.getMaxs();
     auto distinct = c.getDistinct();
-    if (counts.size() != m || (shape.sum && sums.size() != m) || (shape.min && mins.size() != m)
-        || (shape.max && maxs.size() != m) || (shape.distinct && distinct.size() != m))
+    float_states fs{into.spec};
+    if (counts.size() != m || sums.size() != n * fs.sum.size() || mins.size() != n * fs.min.size()
+        || maxs.size() != n * fs.max.size() || (shape.distinct && distinct.size() != m))
       return bad("state vectors do not match " + std::to_string(n) + " groups");
     auto keys = c.getKeys();
     auto* p = reinterpret_cast<const char*>(keys.begin());
@@ -770,14 +814,17 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     }
     into.keys.insert(into.keys.end(), ks.begin(), ks.end());
     into.prefixes.insert(into.prefixes.end(), pre.begin(), pre.end());
+    // In memory every aggregate has a slot in each float vector that exists (0 when unused).
+    unsigned js = 0, jn = 0, jx = 0;
     for (unsigned i = 0; i < m; ++i) {
+      auto a = i % na;
       into.counts.push_back(counts[i]);
       if (shape.sum)
-        into.sums.push_back(sums[i]);
+        into.sums.push_back(fs.has_sum[a] ? sums[js++] : 0.0);
       if (shape.min)
-        into.mins.push_back(mins[i]);
+        into.mins.push_back(fs.has_min[a] ? mins[jn++] : 0.0);
       if (shape.max)
-        into.maxs.push_back(maxs[i]);
+        into.maxs.push_back(fs.has_max[a] ? maxs[jx++] : 0.0);
       if (shape.distinct)
         into.distinct.push_back(std::move(sets[i]));
     }

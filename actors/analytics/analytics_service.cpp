@@ -1056,7 +1056,11 @@ public:
         w.write(page);
         puts.emplace(page_key(from / page_rows), message_bytes(mb));
       }
-    } catch (const std::length_error& e) {
+    } catch (const kj::Exception& e) {
+      fail(make_error(report_errc::internal,
+                      std::string("cannot store the result: ") + e.getDescription().cStr()));
+      return;
+    } catch (const std::exception& e) {
       fail(make_error(report_errc::internal, std::string("cannot store the result: ") + e.what()));
       return;
     }
@@ -1673,6 +1677,8 @@ public:
       capnp::MallocMessageBuilder mb;
       auto out = mb.initRoot<rp::ResultPage>();
       flat_reader mr{j->meta};
+      if (!mr.ok())
+        throw std::runtime_error("its meta entry is not a Cap'n Proto message");
       out.setColumns(mr.get<rp::ResultPage>().getColumns());
       out.setOffset(offset);
       out.setTotalRows(total);
@@ -1699,11 +1705,12 @@ public:
       reply(message_bytes(mb));
     };
     if (end <= offset) {
-      answer();
-      return;
+      j->last_page = 0;
+      j->first_page = 1; // no page to read: answer at once (through the same checks)
+    } else {
+      j->first_page = offset / page_rows;
+      j->last_page = (end - 1) / page_rows;
     }
-    j->first_page = offset / page_rows;
-    j->last_page = (end - 1) / page_rows;
     auto next = std::make_shared<std::function<void(uint64_t)>>();
     *next = [this, store, ref, j, next, answer, reply](uint64_t page) {
       if (page > j->last_page) {

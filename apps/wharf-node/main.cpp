@@ -16,9 +16,10 @@
 using namespace wharf;
 
 int main(int argc, char** argv) {
-  // Reports allocate and free hundreds of MB (aggregation tables, sorted partials, chunks).
-  // With glibc's adaptive threshold those end up in malloc arenas that never shrink, so an
-  // idle node kept ~1.3 GB; a fixed 1 MiB threshold maps them and returns them on free.
+  // Reports allocate and free hundreds of MB in big blocks (aggregation tables, sorted
+  // partials, chunks). With glibc's adaptive threshold those end up in malloc arenas that
+  // never shrink, so an idle node kept ~1.3 GB; with a fixed 1 MiB threshold every allocation
+  // of 1 MiB or more is mapped on its own and returned on free (small ones stay pooled).
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   runtime::node_config defaults;
   CLI::App app{"wharf-node: one node of a wharf cluster (actors, state, RPC, HTTP).\n"

@@ -130,6 +130,21 @@ BOOST_AUTO_TEST_CASE(malformed_pages_are_refused_whole) {
                  "");
   // Fewer value columns than columns.
   BOOST_CHECK_NE(error_of(damaged(good, [](auto p) { p.initData(3); })), "");
+  // Rows claimed with no value column at all (a JSON or CSV writer would loop on nothing).
+  BOOST_CHECK_NE(error_of(damaged(good, [](auto p) { p.initData(0); })), "");
+  // A page of the older List(Row) form: refused with a message, not read as empty.
+  BOOST_CHECK_NE(error_of(damaged(good, [](auto p) {
+                   p.initData(0);
+                   p.setRowCount(0);
+                   p.initRows(2);
+                 })),
+                 "");
+  // An empty page (no rows, no columns) is fine.
+  BOOST_CHECK_EQUAL(error_of(damaged(good, [](auto p) {
+                      p.initData(0);
+                      p.setRowCount(0);
+                    })),
+                    "");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
