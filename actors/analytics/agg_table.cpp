@@ -63,9 +63,412 @@ constexpr size_t block_words = size_t{1} << 17; // 1 MiB
 } // namespace
 
 // Record: [key length << 32 | group index][states][key bytes, padded to words].
-agg_table::agg_table(table_spec spec)
+// -- the dense form --
+//
+// Key column k maps a value to a code in [0, dim_k); a group lives at cell
+// sum(code_k * stride_k) (the first column most significant), its states at
+// data[cell * state_words], its presence in a bit of `present`. An integer column's codes are
+// value - base for base <= value < base + span, and `span` for NULL; any other column's are
+// dictionary codes in order of first sight (NULL included), `capacity` of them reserved.
+// Values outside the codes widen them: a new layout, every present cell moved (rare: the
+// range grows by half each time). Past the caps the table turns hashed.
+
+namespace {
+
+constexpr uint64_t dense_max_cells = uint64_t{1} << 22;
+constexpr uint64_t dense_max_bytes = uint64_t{256} << 20;
+constexpr size_t dense_max_dict = 1024;
+constexpr int64_t dense_first_span = 64;
+
+struct free_deleter {
+  void operator()(uint64_t* p) const { std::free(p); }
+};
+
+const char null_field[4] = {'\xff', '\xff', '\xff', '\xff'};
+
+} // namespace
+
+struct agg_table::dense_part {
+  struct column {
+    bool range = false;
+    int64_t base = 0;
+    uint64_t span = 0;
+    int32_t width = 0;               // byte length of the integers (2, 4, 8); 0 until one came
+    std::vector<std::string> values; // dictionary: each value's field bytes (length prefix too)
+    uint64_t capacity = 0;
+    std::vector<uint32_t> slots; // open addressing over `values`: code + 1, 0 = free
+
+    uint64_t dim() const { return range ? span + 1 : capacity; }
+
+    // The code of a field (its length prefix and bytes), or -1 when it has none yet.
+    int64_t code(std::string_view field) const {
+      if (!range) {
+        if (slots.empty())
+          return -1;
+        auto mask = slots.size() - 1;
+        for (auto i = XXH3_64bits(field.data(), field.size()) & mask;; i = (i + 1) & mask) {
+          auto s = slots[i];
+          if (s == 0)
+            return -1;
+          if (values[s - 1] == field)
+            return s - 1;
+        }
+      }
+      auto len = static_cast<int32_t>(be32(field.data()));
+      if (len < 0)
+        return static_cast<int64_t>(span);
+      if (len != width)
+        return -1;
+      auto off = static_cast<uint64_t>(key_int(field.data() + 4, len)) - static_cast<uint64_t>(base);
+      return off < span ? static_cast<int64_t>(off) : -1;
+    }
+
+    // Appends the field bytes of `code`.
+    void append_field(std::string& out, uint64_t code) const {
+      if (!range) {
+        out.append(values[code]);
+        return;
+      }
+      if (code == span) {
+        out.append(null_field, 4);
+        return;
+      }
+      auto v = static_cast<uint64_t>(base) + code;
+      append_be32(out, static_cast<uint32_t>(width));
+      for (int b = width - 1; b >= 0; --b)
+        out.push_back(static_cast<char>(v >> (8 * b)));
+    }
+
+    // Gives `field` a code: widens the range or adds a dictionary value. False past the caps
+    // or for an integer of another byte length than the column's.
+    bool widen(std::string_view field) {
+      if (!range) {
+        if (values.size() >= dense_max_dict)
+          return false;
+        values.emplace_back(field);
+        if (values.size() > capacity) {
+          capacity = std::max<uint64_t>(4, capacity * 2);
+          slots.assign(capacity * 4, 0);
+          for (size_t c = 0; c < values.size(); ++c)
+            insert_slot(c);
+        } else {
+          insert_slot(values.size() - 1);
+        }
+        return true;
+      }
+      auto len = static_cast<int32_t>(be32(field.data()));
+      if (len != 2 && len != 4 && len != 8)
+        return false;
+      using wide = __int128;
+      const wide lowest = std::numeric_limits<int64_t>::min();
+      const wide highest = std::numeric_limits<int64_t>::max();
+      wide v = key_int(field.data() + 4, len);
+      wide lo, hi;
+      if (width == 0) {
+        width = len;
+        lo = v - dense_first_span / 4;
+        hi = lo + dense_first_span - 1;
+      } else {
+        if (len != width)
+          return false;
+        wide old_lo = base, old_hi = wide{base} + static_cast<wide>(span) - 1;
+        wide need = std::max(old_hi, v) - std::min(old_lo, v) + 1;
+        wide size = std::max(need, static_cast<wide>(span + span / 2));
+        if (size > static_cast<wide>(dense_max_cells))
+          return false;
+        // The room to spare goes where the range had to grow.
+        if (v < old_lo) {
+          hi = old_hi;
+          lo = hi - size + 1;
+        } else {
+          lo = old_lo;
+          hi = lo + size - 1;
+        }
+      }
+      if (lo < lowest) {
+        hi += lowest - lo;
+        lo = lowest;
+      }
+      if (hi > highest) {
+        lo -= hi - highest;
+        hi = highest;
+      }
+      base = static_cast<int64_t>(lo);
+      span = static_cast<uint64_t>(hi - lo + 1);
+      return true;
+    }
+
+  private:
+    void insert_slot(size_t c) {
+      auto mask = slots.size() - 1;
+      auto i = XXH3_64bits(values[c].data(), values[c].size()) & mask;
+      while (slots[i] != 0)
+        i = (i + 1) & mask;
+      slots[i] = static_cast<uint32_t>(c + 1);
+    }
+  };
+
+  std::vector<column> cols;
+  std::vector<uint64_t> stride;
+  uint64_t cells = 0;
+  std::unique_ptr<uint64_t[], free_deleter> data;
+  std::vector<uint64_t> present;
+  size_t groups = 0;
+
+  bool has(uint64_t cell) const { return (present[cell >> 6] >> (cell & 63)) & 1; }
+
+  // Splits a key into its column fields; false when a field is cut off.
+  bool fields(std::string_view key, std::string_view* out) const {
+    size_t at = 0;
+    for (size_t k = 0; k < cols.size(); ++k) {
+      if (key.size() - at < 4)
+        return false;
+      auto len = static_cast<int32_t>(be32(key.data() + at));
+      size_t n = 4 + (len > 0 ? static_cast<size_t>(len) : 0);
+      if (key.size() - at < n)
+        return false;
+      out[k] = key.substr(at, n);
+      at += n;
+    }
+    return true;
+  }
+
+  // Lays the cells out for `next` (codes only ever widen) and moves every group over. False
+  // (nothing changed) when the layout would pass the caps.
+  bool relayout(std::vector<column> next, size_t words) {
+    std::vector<uint64_t> st(next.size());
+    uint64_t n = 1;
+    for (size_t k = next.size(); k-- > 0;) {
+      st[k] = n;
+      auto dim = next[k].dim();
+      if (dim != 0 && n > dense_max_cells / dim)
+        return false;
+      n *= std::max<uint64_t>(dim, 1);
+    }
+    if (n > dense_max_cells || n * std::max<size_t>(words, 1) * 8 > dense_max_bytes)
+      return false;
+    // calloc: pages of a large block come zeroed from the kernel, untouched cells cost nothing.
+    std::unique_ptr<uint64_t[], free_deleter> next_data{
+      static_cast<uint64_t*>(std::calloc(n * std::max<size_t>(words, 1), 8))};
+    if (!next_data)
+      return false;
+    std::vector<uint64_t> next_present((n + 63) / 64, 0);
+    std::vector<uint64_t> codes(cols.size());
+    for (size_t w = 0; w < present.size(); ++w) {
+      for (auto bits = present[w]; bits != 0; bits &= bits - 1) {
+        auto cell = w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits));
+        auto rest = cell;
+        for (size_t k = cols.size(); k-- > 0;) {
+          auto dim = std::max<uint64_t>(cols[k].dim(), 1);
+          codes[k] = rest % dim;
+          rest /= dim;
+        }
+        uint64_t to = 0;
+        for (size_t k = 0; k < cols.size(); ++k) {
+          auto c = codes[k];
+          if (cols[k].range)
+            c = c == cols[k].span ? next[k].span
+                                  : c + static_cast<uint64_t>(cols[k].base - next[k].base);
+          to += c * st[k];
+        }
+        std::memcpy(next_data.get() + to * words, data.get() + cell * words, words * 8);
+        next_present[to >> 6] |= uint64_t{1} << (to & 63);
+      }
+    }
+    cols = std::move(next);
+    stride = std::move(st);
+    cells = n;
+    data = std::move(next_data);
+    present = std::move(next_present);
+    return true;
+  }
+
+  // The codes of a cell (inverse of the layout).
+  void codes_of(uint64_t cell, std::vector<uint64_t>& codes) const {
+    codes.resize(cols.size());
+    for (size_t k = cols.size(); k-- > 0;) {
+      auto dim = std::max<uint64_t>(cols[k].dim(), 1);
+      codes[k] = cell % dim;
+      cell /= dim;
+    }
+  }
+};
+
+agg_table::agg_table(table_spec spec, bool allow_dense)
   : spec_(std::move(spec)), na_(spec_.aggs.size()), shape_(spec_), wpa_(shape_.words_per_agg),
-    state_words_(na_ * wpa_) {}
+    state_words_(na_ * wpa_) {
+  if (!allow_dense || shape_.distinct)
+    return;
+  dense_ = std::make_unique<dense_part>();
+  dense_->cols.resize(spec_.keys.size());
+  for (size_t k = 0; k < spec_.keys.size(); ++k)
+    dense_->cols[k].range = spec_.keys[k] == key_kind::integer;
+  auto cols = dense_->cols;
+  if (!dense_->relayout(std::move(cols), state_words_))
+    dense_.reset();
+}
+
+size_t agg_table::groups() const {
+  return dense_ ? dense_->groups : records_.size();
+}
+
+size_t agg_table::dense_states(const std::string_view* keys, size_t n, uint64_t** out) {
+  auto& d = *dense_;
+  auto nc = d.cols.size();
+  std::array<std::string_view, 8> small;
+  std::vector<std::string_view> large;
+  std::string_view* fields = small.data();
+  if (nc > small.size()) {
+    large.resize(nc);
+    fields = large.data();
+  }
+  for (size_t r = 0; r < n; ++r) {
+    if (!d.fields(keys[r], fields))
+      return r;
+    uint64_t cell = 0;
+    for (size_t k = 0; k < nc; ++k) {
+      auto c = d.cols[k].code(fields[k]);
+      if (c < 0)
+        return r;
+      cell += static_cast<uint64_t>(c) * d.stride[k];
+    }
+    auto& w = d.present[cell >> 6];
+    auto bit = uint64_t{1} << (cell & 63);
+    if (!(w & bit)) {
+      w |= bit;
+      ++d.groups;
+    }
+    auto* st = d.data.get() + cell * state_words_;
+    __builtin_prefetch(st, 1);
+    if (state_words_ > 1)
+      __builtin_prefetch(st + state_words_ - 1, 1);
+    out[r] = st;
+  }
+  return n;
+}
+
+uint64_t* agg_table::dense_state(std::string_view key) {
+  uint64_t* st = nullptr;
+  if (dense_states(&key, 1, &st) == 1)
+    return st;
+  auto& d = *dense_;
+  std::vector<std::string_view> fields(d.cols.size());
+  if (d.fields(key, fields.data())) {
+    auto next = d.cols;
+    bool ok = true;
+    for (size_t k = 0; k < next.size() && ok; ++k)
+      if (next[k].code(fields[k]) < 0)
+        ok = next[k].widen(fields[k]);
+    if (ok && d.relayout(std::move(next), state_words_) && dense_states(&key, 1, &st) == 1)
+      return st;
+  }
+  // Past the caps (or a key this form cannot code): the general form, for good.
+  to_hashed();
+  return state(key, hash(key));
+}
+
+void agg_table::to_hashed() {
+  auto d = std::move(dense_);
+  std::vector<uint64_t> codes;
+  std::string key;
+  for (size_t w = 0; w < d->present.size(); ++w) {
+    for (auto bits = d->present[w]; bits != 0; bits &= bits - 1) {
+      auto cell = w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits));
+      d->codes_of(cell, codes);
+      key.clear();
+      for (size_t k = 0; k < codes.size(); ++k)
+        d->cols[k].append_field(key, codes[k]);
+      auto* st = state(key, hash(key));
+      std::memcpy(st, d->data.get() + cell * state_words_, state_words_ * 8);
+    }
+  }
+}
+
+sorted_partial agg_table::dense_sorted() const {
+  auto& d = *dense_;
+  auto nc = d.cols.size();
+  // Each column's codes in key order: integers ascending, dictionaries by compare_keys, NULL
+  // last either way.
+  std::vector<std::vector<uint64_t>> order(nc);
+  for (size_t k = 0; k < nc; ++k) {
+    auto& c = d.cols[k];
+    auto& o = order[k];
+    if (c.range) {
+      o.resize(c.span + 1);
+      for (uint64_t i = 0; i <= c.span; ++i)
+        o[i] = i;
+      continue;
+    }
+    o.resize(c.values.size());
+    for (size_t i = 0; i < o.size(); ++i)
+      o[i] = i;
+    std::vector<key_kind> kind{spec_.keys[k]};
+    std::sort(o.begin(), o.end(), [&](uint64_t a, uint64_t b) {
+      return compare_keys(c.values[a], c.values[b], kind) < 0;
+    });
+  }
+  sorted_partial out{spec_};
+  auto store = std::make_shared<std::vector<char>>();
+  std::vector<size_t> ends;
+  std::vector<uint64_t> cells;
+  ends.reserve(d.groups);
+  cells.reserve(d.groups);
+  std::string key;
+  // Depth-first over the columns in key order; the last column checks presence first.
+  auto walk = [&](auto& self, size_t k, uint64_t cell) -> void {
+    if (k == nc) {
+      if (!d.has(cell))
+        return;
+      store->insert(store->end(), key.begin(), key.end());
+      ends.push_back(store->size());
+      cells.push_back(cell);
+      return;
+    }
+    auto len = key.size();
+    for (auto code : order[k]) {
+      auto at = cell + code * d.stride[k];
+      if (k + 1 == nc && !d.has(at))
+        continue;
+      d.cols[k].append_field(key, code);
+      self(self, k + 1, at);
+      key.resize(len);
+    }
+  };
+  store->reserve(d.groups * 16);
+  walk(walk, 0, 0);
+  auto na = na_;
+  out.keys.reserve(cells.size());
+  out.prefixes.reserve(cells.size());
+  out.counts.reserve(cells.size() * na);
+  if (shape_.sum)
+    out.sums.reserve(cells.size() * na);
+  if (shape_.min)
+    out.mins.reserve(cells.size() * na);
+  if (shape_.max)
+    out.maxs.reserve(cells.size() * na);
+  size_t begin = 0;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    std::string_view k(store->data() + begin, ends[i] - begin);
+    begin = ends[i];
+    out.keys.push_back(k);
+    out.prefixes.push_back(key_prefixes(k, spec_.keys));
+    const uint64_t* st = d.data.get() + cells[i] * state_words_;
+    for (size_t a = 0; a < na; ++a) {
+      const uint64_t* p = st + a * wpa_;
+      size_t f = 1;
+      out.counts.push_back(static_cast<int64_t>(p[0]));
+      if (shape_.sum)
+        out.sums.push_back(getd(p + f++));
+      if (shape_.min)
+        out.mins.push_back(getd(p + f++));
+      if (shape_.max)
+        out.maxs.push_back(getd(p + f++));
+    }
+  }
+  out.key_stores.push_back(std::move(store));
+  out.partitions = partitions_;
+  return out;
+}
 
 agg_table::agg_table(agg_table&&) noexcept = default;
 agg_table& agg_table::operator=(agg_table&&) noexcept = default;
@@ -92,6 +495,8 @@ uint64_t agg_table::hash(std::string_view key) {
 }
 
 uint64_t* agg_table::state(std::string_view key, uint64_t h) {
+  if (dense_)
+    return dense_state(key);
   if ((records_.size() + 1) * 10 > slots_.size() * 7)
     grow();
   auto i = h & mask_;
@@ -496,6 +901,8 @@ cell sorted_partial::final_value(size_t g, size_t a) const {
 }
 
 sorted_partial to_sorted(const agg_table& t) {
+  if (t.dense_)
+    return t.dense_sorted();
   state_shape shape{t.spec()};
   sorted_partial out{t.spec()};
   auto na = t.aggregates();
@@ -584,6 +991,7 @@ sorted_partial merge_sorted(const std::vector<const sorted_partial*>& runs,
   size_t total = 0;
   for (auto* r : runs) {
     total += r->size();
+    out.key_stores.insert(out.key_stores.end(), r->key_stores.begin(), r->key_stores.end());
     for (auto p : r->partitions)
       if (std::find(out.partitions.begin(), out.partitions.end(), p) == out.partitions.end())
         out.partitions.push_back(p);

@@ -9,9 +9,16 @@
 /// aggregate needs them), plus a set of values for count_distinct; states merge
 /// associatively.
 ///
-/// Layout (the table is the hot loop of pull mode): open addressing over 16-byte slots
-/// (64-bit hash, record pointer); each group's record holds its key and its states side by
-/// side, so a row usually costs two cache misses. Not thread-safe.
+/// Layout (the table is the hot loop of pull mode). A table starts *dense* when its keys
+/// allow it (integer, text, bool or float keys; no count_distinct): each key column maps its
+/// values to small codes — an integer column by offset from a base (a range that widens as
+/// values arrive), any other column by a dictionary of the values seen — and a group's states
+/// sit at the index those codes make, in one flat array: a row costs one cache miss, no hash
+/// and no key compare, and the groups come out in key order without a sort. When the codes
+/// would need more than a few million cells (sparse integers, many distinct texts) the table
+/// turns into the general form for good: open addressing over 16-byte slots (64-bit hash,
+/// record pointer), each group's record holding its key and its states side by side, so a row
+/// usually costs two cache misses. Both forms give the same groups. Not thread-safe.
 ///
 /// After reading, a table becomes a `sorted_partial` (groups in key order, states
 /// column-wise); partials merge as sorted runs (k-way, streaming), so neither nodes nor the
@@ -54,21 +61,33 @@ struct state_shape {
 
 using distinct_set = absl::flat_hash_set<std::string>;
 
+struct sorted_partial;
+
 class agg_table {
 public:
-  explicit agg_table(table_spec spec);
+  /// `allow_dense = false` keeps the table in its general (hashed) form from the start.
+  explicit agg_table(table_spec spec, bool allow_dense = true);
   agg_table(agg_table&&) noexcept;
   agg_table& operator=(agg_table&&) noexcept;
   ~agg_table();
 
   const table_spec& spec() const { return spec_; }
-  size_t groups() const { return records_.size(); }
+  size_t groups() const;
   size_t aggregates() const { return na_; }
 
   /// The state block of `key`'s group (length-prefixed binary values), created when new.
-  /// Valid until the table is destroyed (records never move).
-  uint64_t* state(std::string_view key) { return state(key, hash(key)); }
+  /// Valid until the next `state`/`dense_states` call (dense cells move when the codes
+  /// widen); in the hashed form until the table is destroyed (records never move).
+  uint64_t* state(std::string_view key) { return state(key, dense_ ? 0 : hash(key)); }
   uint64_t* state(std::string_view key, uint64_t h);
+
+  /// Whether the table is in its dense form (see above).
+  bool dense() const { return dense_ != nullptr; }
+  /// Dense form only: the state blocks of the longest prefix of `keys[0, n)` whose codes
+  /// exist already (created groups included), into `out`; returns its length. The caller
+  /// updates them, then passes the next key to `state`, which widens the codes (or turns the
+  /// table hashed). The blocks are prefetched.
+  size_t dense_states(const std::string_view* keys, size_t n, uint64_t** out);
 
   static uint64_t hash(std::string_view key);
 
@@ -124,7 +143,12 @@ public:
               std::vector<std::pair<uint64_t, uint64_t>>* prefixes) const;
 
 private:
+  friend sorted_partial to_sorted(const agg_table& t);
+  struct dense_part;
   void grow();
+  uint64_t* dense_state(std::string_view key);
+  void to_hashed();
+  sorted_partial dense_sorted() const;
   table_spec spec_;
   size_t na_;
   state_shape shape_;
@@ -142,6 +166,7 @@ private:
   size_t block_size_ = 0;
   std::vector<distinct_set> distinct_;
   std::vector<uint32_t> partitions_;
+  std::unique_ptr<dense_part> dense_;
 };
 
 /// Groups in key order with their states column-wise (g * naggs + a), as in PartialChunk.
@@ -158,6 +183,8 @@ struct sorted_partial {
   std::vector<double> sums, mins, maxs;  ///< empty unless an aggregate needs them
   std::vector<distinct_set> distinct;    ///< empty unless count_distinct
   std::vector<uint32_t> partitions;
+  /// Bytes some of `keys` view (a dense table's keys are made when it is sorted).
+  std::vector<std::shared_ptr<const std::vector<char>>> key_stores;
   size_t size() const { return keys.size(); }
   /// The final value of aggregate `a` of group `g` (NULL when no non-NULL input).
   cell final_value(size_t g, size_t a) const;

@@ -292,7 +292,8 @@ class row_aggregator {
 public:
   row_aggregator(const report_plan& p, const pull_inputs& in, agg_table& out)
     : d_(p.def), in_(in), out_(out), nk_(p.def.group_by.size()), ni_(in.exprs.size()),
-      stride_(std::max<size_t>(ni_, 1)), keys_(batch), hashes_(batch), vals_(batch * stride_) {}
+      stride_(std::max<size_t>(ni_, 1)), keys_(batch), hashes_(batch), states_(batch),
+      vals_(batch * stride_) {}
 
   // One tuple (without the file header); false on malformed data (see `failure`).
   bool add(std::string_view msg) {
@@ -340,15 +341,32 @@ public:
   }
 
   bool flush() {
-    for (size_t r = 0; r < pending_; ++r) {
-      hashes_[r] = agg_table::hash(keys_[r]);
-      out_.prefetch_slot(hashes_[r]);
+    size_t r = 0;
+    // Dense table: the cells of as many rows as their codes allow (prefetched), then one row
+    // through `state`, which widens the codes (moving the cells) or turns the table hashed.
+    while (r < pending_ && out_.dense()) {
+      auto m = out_.dense_states(&keys_[r], pending_ - r, states_.data());
+      for (size_t i = 0; i < m; ++i)
+        if (!update(states_[i], &vals_[(r + i) * stride_]))
+          return false;
+      r += m;
+      if (r < pending_) {
+        if (!update(out_.state(keys_[r]), &vals_[r * stride_]))
+          return false;
+        ++r;
+      }
     }
-    for (size_t r = 0; r < pending_; ++r)
-      out_.prefetch_record(hashes_[r]);
-    for (size_t r = 0; r < pending_; ++r)
-      if (!update(out_.state(keys_[r], hashes_[r]), &vals_[r * stride_]))
-        return false;
+    if (r < pending_) {
+      for (size_t i = r; i < pending_; ++i) {
+        hashes_[i] = agg_table::hash(keys_[i]);
+        out_.prefetch_slot(hashes_[i]);
+      }
+      for (size_t i = r; i < pending_; ++i)
+        out_.prefetch_record(hashes_[i]);
+      for (size_t i = r; i < pending_; ++i)
+        if (!update(out_.state(keys_[i], hashes_[i]), &vals_[i * stride_]))
+          return false;
+    }
     pending_ = 0;
     return true;
   }
@@ -396,6 +414,7 @@ private:
   size_t nk_, ni_, stride_;
   std::vector<std::string_view> keys_;
   std::vector<uint64_t> hashes_;
+  std::vector<uint64_t*> states_;
   std::vector<std::pair<const char*, int32_t>> vals_;
   size_t pending_ = 0;
   uint64_t rows_ = 0;

@@ -462,4 +462,147 @@ BOOST_AUTO_TEST_CASE(sorted_partials_follow_compare_keys) {
                    "ranked ids");
 }
 
+namespace {
+
+// Feeds the same rows to a dense and a hashed table.
+struct twin_tables {
+  explicit twin_tables(const table_spec& s) : spec(s), dense{s}, hashed{s, false} {}
+  void add(const std::string& k, double v) {
+    for (auto* t : {&dense, &hashed}) {
+      auto* st = t->state(k);
+      t->add_rows(st, 0, 1);
+      for (size_t a = 1; a < spec.aggs.size(); ++a)
+        t->add_value(st, a, v);
+    }
+  }
+  // Same groups, same order, same states; and the sorted run survives its table.
+  void check(const char* what) {
+    BOOST_TEST_CONTEXT(what) {
+      BOOST_TEST(dense.groups() == hashed.groups());
+      auto a = to_sorted(dense);
+      auto b = to_sorted(hashed);
+      BOOST_REQUIRE_EQUAL(a.size(), b.size());
+      BOOST_TEST(a.size() == dense.groups());
+      for (size_t i = 0; i < a.size(); ++i) {
+        BOOST_REQUIRE_MESSAGE(a.keys[i] == b.keys[i], "group " << i << " differs");
+        BOOST_TEST((a.prefixes[i] == b.prefixes[i]));
+        if (i > 0)
+          BOOST_TEST(compare_keys(a.keys[i - 1], a.keys[i], spec.keys) < 0, "at " << i);
+      }
+      BOOST_TEST(a.counts == b.counts);
+      BOOST_TEST(a.sums == b.sums);
+      BOOST_TEST(a.mins == b.mins);
+      BOOST_TEST(a.maxs == b.maxs);
+      // Merged with itself: every count doubles; the keys still read after `a` is gone.
+      auto copy = to_sorted(dense);
+      auto merged = merge_sorted({&a, &copy}, spec);
+      a = sorted_partial{spec};
+      copy = sorted_partial{spec};
+      BOOST_REQUIRE_EQUAL(merged.size(), b.size());
+      for (size_t i = 0; i < b.size(); ++i) {
+        BOOST_REQUIRE(merged.keys[i] == b.keys[i]);
+        BOOST_TEST(merged.counts[i * spec.aggs.size()] == 2 * b.counts[i * spec.aggs.size()]);
+      }
+    }
+  }
+  table_spec spec;
+  agg_table dense, hashed;
+};
+
+void put_field(std::string& k, const void* p, int32_t len) {
+  append_be32(k, static_cast<uint32_t>(len));
+  if (len > 0)
+    k.append(static_cast<const char*>(p), static_cast<size_t>(len));
+}
+
+void put_int(std::string& k, int64_t v, int width) {
+  char b[8];
+  for (int j = 0; j < width; ++j)
+    b[j] = static_cast<char>(static_cast<uint64_t>(v) >> (8 * (width - 1 - j)));
+  put_field(k, b, width);
+}
+
+} // namespace
+
+// The dense form (codes per column, one flat array) must give exactly the groups, order and
+// states of the hashed form: int4 keys widening both ways, NULLs in every column, texts,
+// floats (NaN, -0.0) and bools by dictionary; then a key past its caps turns it hashed
+// mid-stream, and the groups carry over.
+BOOST_AUTO_TEST_CASE(dense_tables_match_hashed_tables) {
+  table_spec spec{{key_kind::integer, key_kind::text, key_kind::floating, key_kind::boolean},
+                  {agg_fn::count, agg_fn::avg, agg_fn::min, agg_fn::max}};
+  twin_tables t{spec};
+  std::mt19937_64 rng{11};
+  const std::vector<std::string> texts{"", "a", "page_view", "page_view_long", "zz", "\xff"};
+  const std::vector<double> floats{std::nan(""), -0.0, 0.0, 1.5, -HUGE_VAL};
+  auto row = [&](int64_t id, bool nullable = true) {
+    std::string k;
+    if (nullable && rng() % 17 == 0)
+      put_field(k, nullptr, -1);
+    else
+      put_int(k, id, 4);
+    if (rng() % 13 == 0) {
+      put_field(k, nullptr, -1);
+    } else {
+      auto& x = texts[rng() % texts.size()];
+      put_field(k, x.data(), static_cast<int32_t>(x.size()));
+    }
+    if (rng() % 11 == 0) {
+      put_field(k, nullptr, -1);
+    } else {
+      uint64_t bits;
+      double d = floats[rng() % floats.size()];
+      std::memcpy(&bits, &d, 8);
+      put_int(k, static_cast<int64_t>(bits), 8);
+    }
+    if (rng() % 7 == 0) {
+      put_field(k, nullptr, -1);
+    } else {
+      char b = static_cast<char>(rng() % 2);
+      put_field(k, &b, 1);
+    }
+    t.add(k, static_cast<double>(rng() % 1000) / 8);
+  };
+  // Ids arrive from the middle outwards: the range widens down and up many times.
+  for (int i = 0; i < 20000; ++i)
+    row(static_cast<int64_t>(rng() % (1 + static_cast<uint64_t>(i) / 20)) - i / 40);
+  BOOST_TEST(t.dense.dense());
+  t.check("dense");
+  // An id far away: more cells than the cap, so the table turns hashed and keeps going.
+  row(int64_t{1} << 30, false);
+  BOOST_TEST(!t.dense.dense());
+  for (int i = 0; i < 2000; ++i)
+    row(static_cast<int64_t>(rng() % 500));
+  t.check("turned hashed");
+}
+
+BOOST_AUTO_TEST_CASE(dense_tables_cover_integer_ends_and_many_texts) {
+  // Ids at both ends of int8: the range is clamped inside int8, never wraps.
+  for (int64_t end : {INT64_MAX, INT64_MIN}) {
+    table_spec spec{{key_kind::integer}, {agg_fn::count, agg_fn::sum}};
+    twin_tables t{spec};
+    for (int64_t i = 0; i < 300; ++i) {
+      std::string k;
+      put_int(k, end == INT64_MAX ? end - i % 100 : end + i % 100, 8);
+      t.add(k, static_cast<double>(i));
+    }
+    BOOST_TEST(t.dense.dense());
+    t.check(end == INT64_MAX ? "near INT64_MAX" : "near INT64_MIN");
+  }
+  // More distinct texts than a dictionary keeps: hashed, same groups.
+  table_spec spec{{key_kind::text}, {agg_fn::count, agg_fn::max}};
+  twin_tables t{spec};
+  for (int i = 0; i < 5000; ++i) {
+    auto x = "user-" + std::to_string(i % 2500);
+    std::string k;
+    put_field(k, x.data(), static_cast<int32_t>(x.size()));
+    t.add(k, i);
+  }
+  BOOST_TEST(!t.dense.dense());
+  t.check("many texts");
+  // count_distinct keeps the hashed form from the start.
+  agg_table d{table_spec{{key_kind::integer}, {agg_fn::count_distinct}}};
+  BOOST_TEST(!d.dense());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
