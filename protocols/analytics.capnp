@@ -220,6 +220,11 @@ struct PartialChunk {
   maxs @7 :List(Float64);
   distinct @8 :List(Data);
   groups @9 :UInt32;              # groups in this chunk
+  # The compact form writers use (readers take either): the keys front-coded — per group a
+  # varint count of leading bytes shared with the previous key of the chunk, a varint count of
+  # the bytes that follow, those bytes — and the counts as varints; `keys`/`counts` empty.
+  packedKeys @10 :Data;
+  packedCounts @11 :Data;
 }
 
 struct TaskDone {

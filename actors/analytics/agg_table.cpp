@@ -1058,6 +1058,70 @@ struct float_states {
 
 } // namespace
 
+namespace {
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+// Reads a varint at `pos` (moved past it); false when cut off or longer than 10 bytes.
+bool get_varint(const char* p, size_t size, size_t& pos, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 70 && pos < size; shift += 7) {
+    auto b = static_cast<unsigned char>(p[pos++]);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80))
+      return true;
+  }
+  return false;
+}
+
+// The concatenated keys of `n` front-coded ones; nothing when malformed. Untrusted input: a
+// shared length must not exceed the previous key, a suffix must be there, and the output is
+// bounded by what `n` keys of the chunk's size could hold.
+std::optional<std::vector<char>> unpack_keys(const char* p, size_t size, uint32_t n) {
+  // Shared runs expand: cap each key and the whole output.
+  constexpr size_t max_key = size_t{1} << 20;
+  std::vector<char> out;
+  size_t prev_at = 0, prev_len = 0, pos = 0, total = 0;
+  // First pass: the output size, every length checked.
+  for (uint32_t g = 0; g < n; ++g) {
+    uint64_t shared = 0, rest = 0;
+    if (!get_varint(p, size, pos, shared) || !get_varint(p, size, pos, rest))
+      return std::nullopt;
+    if (shared > prev_len || rest > size - pos || shared + rest > max_key)
+      return std::nullopt;
+    pos += rest;
+    prev_len = shared + rest;
+    total += prev_len;
+    if (total > (size_t{1} << 31))
+      return std::nullopt;
+  }
+  if (pos != size)
+    return std::nullopt;
+  out.resize(total);
+  pos = 0;
+  size_t at = 0;
+  for (uint32_t g = 0; g < n; ++g) {
+    uint64_t shared = 0, rest = 0;
+    get_varint(p, size, pos, shared);
+    get_varint(p, size, pos, rest);
+    if (shared > 0)
+      std::memmove(out.data() + at, out.data() + prev_at, shared);
+    std::memcpy(out.data() + at + shared, p + pos, rest);
+    pos += rest;
+    prev_at = at;
+    at += shared + rest;
+  }
+  return out;
+}
+
+} // namespace
+
 std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limit) {
   state_shape shape{p.spec};
   auto na = p.spec.aggs.size();
@@ -1088,18 +1152,29 @@ std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limi
   c.setTotalGroups(p.size());
   c.setOffset(first);
   c.setGroups(n);
-  auto keys = c.initKeys(static_cast<unsigned>(key_bytes));
-  size_t at = 0;
+  // Front-coded keys (sorted neighbours share their leading fields) and varint counts: about
+  // half the bytes of the plain form for user_behavior_report.
+  std::string packed;
+  packed.reserve(key_bytes + 4 * static_cast<size_t>(n));
+  std::string_view prev;
   for (uint32_t i = 0; i < n; ++i) {
     auto k = p.keys[first + i];
-    std::memcpy(keys.begin() + at, k.data(), k.size());
-    at += k.size();
+    size_t shared = 0, most_shared = std::min(prev.size(), k.size());
+    while (shared < most_shared && prev[shared] == k[shared])
+      ++shared;
+    put_varint(packed, shared);
+    put_varint(packed, k.size() - shared);
+    packed.append(k.data() + shared, k.size() - shared);
+    prev = k;
   }
+  c.setPackedKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(packed.data()), packed.size()));
   auto m = static_cast<unsigned>(n * na);
   auto base = first * na;
-  auto counts = c.initCounts(m);
+  packed.clear();
   for (unsigned i = 0; i < m; ++i)
-    counts.set(i, p.counts[base + i]);
+    put_varint(packed, static_cast<uint64_t>(p.counts[base + i]));
+  c.setPackedCounts(
+    capnp::Data::Reader(reinterpret_cast<const kj::byte*>(packed.data()), packed.size()));
   // Float states only of the aggregates that keep them (see PartialChunk).
   auto fill = [&](const std::vector<double>& src, const std::vector<size_t>& which, auto init) {
     if (which.empty())
@@ -1166,7 +1241,22 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     auto n = c.getGroups();
     auto na = into.spec.aggs.size();
     auto m = static_cast<size_t>(n) * na;
-    auto counts = c.getCounts();
+    // Counts: varints (the compact form) or a list.
+    std::vector<int64_t> counts;
+    if (c.hasPackedCounts()) {
+      auto pc = c.getPackedCounts();
+      counts.reserve(std::min<size_t>(m, pc.size())); // `groups` is untrusted
+      auto* q = reinterpret_cast<const char*>(pc.begin());
+      size_t pos = 0;
+      uint64_t v = 0;
+      while (counts.size() < m && get_varint(q, pc.size(), pos, v))
+        counts.push_back(static_cast<int64_t>(v));
+      if (pos != pc.size())
+        return bad("packed counts do not match " + std::to_string(n) + " groups");
+    } else {
+      for (auto x : c.getCounts())
+        counts.push_back(x);
+    }
     auto sums = c.getSums();
     auto mins = c.getMins();
     auto maxs = c.getMaxs();
@@ -1178,6 +1268,20 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     auto keys = c.getKeys();
     auto* p = reinterpret_cast<const char*>(keys.begin());
     size_t avail = keys.size();
+    std::shared_ptr<std::vector<char>> store;
+    if (c.hasPackedKeys()) {
+      // Front-coded: rebuilt into bytes of their own, checked like the plain form below.
+      auto pk = c.getPackedKeys();
+      auto unpacked = unpack_keys(reinterpret_cast<const char*>(pk.begin()), pk.size(), n);
+      if (!unpacked)
+        return bad("packed keys are malformed");
+      store = std::make_shared<std::vector<char>>(std::move(*unpacked));
+      p = store->data();
+      avail = store->size();
+    }
+    // Every key field takes 4 bytes at least: `groups` cannot exceed that (it is untrusted).
+    if (!into.spec.keys.empty() && n > avail / 4)
+      return bad("more groups than key bytes");
     std::vector<std::string_view> ks;
     std::vector<std::pair<uint64_t, uint64_t>> pre;
     ks.reserve(n);
@@ -1221,6 +1325,8 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
       }
     }
     into.keys.insert(into.keys.end(), ks.begin(), ks.end());
+    if (store)
+      into.key_stores.push_back(std::move(store));
     into.prefixes.insert(into.prefixes.end(), pre.begin(), pre.end());
     // In memory every aggregate has a slot in each float vector that exists (0 when unused).
     unsigned js = 0, jn = 0, jx = 0;

@@ -11,6 +11,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "actors/analytics/agg_table.hpp"
+#include "protocols/analytics.capnp.h"
+#include "protocols/capnp_io.hpp"
 #include "actors/analytics/datagen.hpp"
 #include "actors/analytics/report_def.hpp"
 #include "actors/analytics/report_sql.hpp"
@@ -603,6 +605,70 @@ BOOST_AUTO_TEST_CASE(dense_tables_cover_integer_ends_and_many_texts) {
   // count_distinct keeps the hashed form from the start.
   agg_table d{table_spec{{key_kind::integer}, {agg_fn::count_distinct}}};
   BOOST_TEST(!d.dense());
+}
+
+// Front-coded keys are untrusted like the rest: a shared run longer than the previous key,
+// or one reaching past the bytes, is refused; the plain form still reads.
+BOOST_AUTO_TEST_CASE(packed_chunk_keys_are_checked) {
+  table_spec spec{{key_kind::integer, key_kind::text}, {agg_fn::count}};
+  agg_table t{spec};
+  for (int64_t id : {7, 7, 8, 9}) {
+    std::string k;
+    put_int(k, id, 8);
+    put_field(k, "click", 5);
+    t.add_rows(t.state(k), 0, 1);
+  }
+  auto sorted = to_sorted(t);
+  auto good = encode_chunk(sorted, 0, 10);
+  auto rewrite = [&](auto edit) {
+    capnp::MallocMessageBuilder mb;
+    wharf::protocols::flat_reader rd{good};
+    mb.setRoot(rd.get<wharf::reports::WorkerReply>());
+    edit(mb.getRoot<wharf::reports::WorkerReply>().getChunk());
+    return wharf::protocols::message_bytes(mb);
+  };
+  {
+    sorted_partial p{spec};
+    auto info = append_chunk(p, good);
+    BOOST_REQUIRE_MESSAGE(info, test::why(info));
+    BOOST_TEST(p.size() == 3u);
+    BOOST_TEST(p.key_stores.size() == 1u);
+    // Front coding pays: 3 keys of 21 bytes, the 2nd and 3rd share 11 bytes.
+    wharf::protocols::flat_reader rd{good};
+    BOOST_TEST(rd.get<wharf::reports::WorkerReply>().getChunk().getPackedKeys().size() < 3u * 21u);
+  }
+  // The first key claims to share bytes with a key before it.
+  auto bad_shared = rewrite([](wharf::reports::PartialChunk::Builder c) {
+    c.getPackedKeys()[0] = 5;
+  });
+  sorted_partial p1{spec};
+  BOOST_TEST(!append_chunk(p1, bad_shared));
+  BOOST_TEST(p1.size() == 0u);
+  // A suffix length past the end of the bytes.
+  auto bad_rest = rewrite([](wharf::reports::PartialChunk::Builder c) {
+    c.getPackedKeys()[1] = 0x7f;
+  });
+  sorted_partial p2{spec};
+  BOOST_TEST(!append_chunk(p2, bad_rest));
+  // The plain form (keys and counts as they are) decodes to the same groups.
+  auto plain = rewrite([&](wharf::reports::PartialChunk::Builder c) {
+    std::string keys;
+    for (auto k : sorted.keys)
+      keys.append(k);
+    c.setKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(keys.data()), keys.size()));
+    c.disownPackedKeys();
+    c.disownPackedCounts();
+    auto counts = c.initCounts(static_cast<unsigned>(sorted.counts.size()));
+    for (unsigned i = 0; i < counts.size(); ++i)
+      counts.set(i, sorted.counts[i]);
+  });
+  sorted_partial p3{spec};
+  auto info = append_chunk(p3, plain);
+  BOOST_REQUIRE_MESSAGE(info, test::why(info));
+  BOOST_REQUIRE_EQUAL(p3.size(), 3u);
+  for (size_t i = 0; i < 3; ++i)
+    BOOST_TEST(p3.keys[i] == sorted.keys[i]);
+  BOOST_TEST(p3.counts == sorted.counts);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
