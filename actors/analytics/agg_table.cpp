@@ -434,18 +434,18 @@ sorted_partial agg_table::dense_sorted() const {
       key.resize(len);
     }
   };
-  store->reserve(d.groups * 16);
+  // The longest key the codes can make, so the store never moves.
+  size_t longest = 0;
+  for (auto& c : d.cols) {
+    size_t field = c.range ? 4 + static_cast<size_t>(c.width) : 4;
+    for (auto& v : c.values)
+      field = std::max(field, v.size());
+    longest += field;
+  }
+  store->reserve(d.groups * longest);
   walk(walk, 0, 0);
   auto na = na_;
-  out.keys.reserve(cells.size());
-  out.prefixes.reserve(cells.size());
-  out.counts.reserve(cells.size() * na);
-  if (shape_.sum)
-    out.sums.reserve(cells.size() * na);
-  if (shape_.min)
-    out.mins.reserve(cells.size() * na);
-  if (shape_.max)
-    out.maxs.reserve(cells.size() * na);
+  out.reserve(cells.size());
   size_t begin = 0;
   for (size_t i = 0; i < cells.size(); ++i) {
     std::string_view k(store->data() + begin, ends[i] - begin);
@@ -880,6 +880,22 @@ void agg_table::sorted(std::vector<uint32_t>& order,
 
 sorted_partial::sorted_partial(table_spec s) : spec(std::move(s)) {}
 
+void sorted_partial::reserve(size_t groups) {
+  state_shape shape{spec};
+  auto na = spec.aggs.size();
+  keys.reserve(groups);
+  prefixes.reserve(groups);
+  counts.reserve(groups * na);
+  if (shape.sum)
+    sums.reserve(groups * na);
+  if (shape.min)
+    mins.reserve(groups * na);
+  if (shape.max)
+    maxs.reserve(groups * na);
+  if (shape.distinct)
+    distinct.reserve(groups * na);
+}
+
 cell sorted_partial::final_value(size_t g, size_t a) const {
   auto i = g * spec.aggs.size() + a;
   auto n = counts[i];
@@ -908,14 +924,7 @@ sorted_partial to_sorted(const agg_table& t) {
   auto na = t.aggregates();
   std::vector<uint32_t> order;
   t.sorted(order, &out.prefixes);
-  out.keys.reserve(order.size());
-  out.counts.reserve(order.size() * na);
-  if (shape.sum)
-    out.sums.reserve(order.size() * na);
-  if (shape.min)
-    out.mins.reserve(order.size() * na);
-  if (shape.max)
-    out.maxs.reserve(order.size() * na);
+  out.reserve(order.size());
   for (size_t i = 0; i < order.size(); ++i) {
     auto g = order[i];
     if (i + 8 < order.size())
@@ -996,10 +1005,7 @@ sorted_partial merge_sorted(const std::vector<const sorted_partial*>& runs,
       if (std::find(out.partitions.begin(), out.partitions.end(), p) == out.partitions.end())
         out.partitions.push_back(p);
   }
-  auto na = spec.aggs.size();
-  out.keys.reserve(total);
-  out.prefixes.reserve(total);
-  out.counts.reserve(total * na);
+  out.reserve(total);
   std::vector<size_t> at(runs.size(), 0);
   std::vector<size_t> ties;
   // Each run holds a key once, so equal keys can only meet at the heads: take the smallest

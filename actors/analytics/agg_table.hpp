@@ -186,6 +186,8 @@ struct sorted_partial {
   /// Bytes some of `keys` view (a dense table's keys are made when it is sorted).
   std::vector<std::shared_ptr<const std::vector<char>>> key_stores;
   size_t size() const { return keys.size(); }
+  /// Room for `groups` groups in every vector in use.
+  void reserve(size_t groups);
   /// The final value of aggregate `a` of group `g` (NULL when no non-NULL input).
   cell final_value(size_t g, size_t a) const;
 };

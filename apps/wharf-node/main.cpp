@@ -17,10 +17,13 @@ using namespace wharf;
 
 int main(int argc, char** argv) {
   // Reports allocate and free hundreds of MB in big blocks (aggregation tables, sorted
-  // partials, chunks). With glibc's adaptive threshold those end up in malloc arenas that
-  // never shrink, so an idle node kept ~1.3 GB; with a fixed 1 MiB threshold every allocation
-  // of 1 MiB or more is mapped on its own and returned on free (small ones stay pooled).
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  // partials, chunks, pages). They come from malloc's arenas rather than a mapping of their
+  // own each (a fresh mapping faults in, zeroes and charges every page: ~20 % of a
+  // coordinator's CPU when the threshold was 1 MiB), and nothing is trimmed automatically
+  // while a report runs; the analytics service trims the arenas once no report is active
+  // (malloc_trim), so an idle node still gives the memory back.
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 16 << 20);
   runtime::node_config defaults;
   CLI::App app{"wharf-node: one node of a wharf cluster (actors, state, RPC, HTTP).\n"
                "Settings come from --config FILE (TOML: [node] [cluster] [log] [state]); flags "
