@@ -50,6 +50,28 @@ inline void setd(uint64_t* p, double d) {
   std::memcpy(p, &d, sizeof(d));
 }
 
+// One group's state for one aggregate, as sorted partials and chunks carry it.
+struct agg_values {
+  int64_t count = 0;
+  double sum = 0, min = 0, max = 0;
+};
+
+// Reads the state block of one group (per aggregate: count, then sum/min/max as kept).
+void read_states(const uint64_t* st, size_t na, size_t wpa, const state_shape& shape,
+                 agg_values* out) {
+  for (size_t a = 0; a < na; ++a) {
+    const uint64_t* p = st + a * wpa;
+    size_t f = 1;
+    out[a].count = static_cast<int64_t>(p[0]);
+    if (shape.sum)
+      out[a].sum = getd(p + f++);
+    if (shape.min)
+      out[a].min = getd(p + f++);
+    if (shape.max)
+      out[a].max = getd(p + f++);
+  }
+}
+
 inline uint32_t key_len(const uint64_t* rec) {
   return static_cast<uint32_t>(rec[0] >> 32);
 }
@@ -384,15 +406,32 @@ void agg_table::to_hashed() {
   }
 }
 
-sorted_partial agg_table::dense_sorted() const {
+struct dense_cursor::walk {
+  const agg_table* table = nullptr;
+  std::vector<std::vector<uint64_t>> order; // each column's codes in key order
+  std::vector<size_t> pos;                  // the next combination of codes to look at
+  bool end = false;
+  uint64_t emitted = 0;                     // groups returned so far
+};
+
+dense_cursor::dense_cursor() = default;
+dense_cursor::~dense_cursor() = default;
+dense_cursor::dense_cursor(dense_cursor&&) noexcept = default;
+dense_cursor& dense_cursor::operator=(dense_cursor&&) noexcept = default;
+
+void agg_table::dense_start(dense_cursor& cursor) const {
   auto& d = *dense_;
   auto nc = d.cols.size();
-  // Each column's codes in key order: integers ascending, dictionaries by compare_keys, NULL
-  // last either way.
-  std::vector<std::vector<uint64_t>> order(nc);
+  cursor.w_ = std::make_unique<dense_cursor::walk>();
+  auto& w = *cursor.w_;
+  w.table = this;
+  w.order.resize(nc);
+  w.pos.assign(nc, 0);
+  w.end = d.groups == 0;
+  // Integers ascending, dictionaries by compare_keys, NULL last either way.
   for (size_t k = 0; k < nc; ++k) {
     auto& c = d.cols[k];
-    auto& o = order[k];
+    auto& o = w.order[k];
     if (c.range) {
       o.resize(c.span + 1);
       for (uint64_t i = 0; i <= c.span; ++i)
@@ -406,34 +445,44 @@ sorted_partial agg_table::dense_sorted() const {
     std::sort(o.begin(), o.end(), [&](uint64_t a, uint64_t b) {
       return compare_keys(c.values[a], c.values[b], kind) < 0;
     });
+    w.end |= o.empty();
   }
+}
+
+bool agg_table::dense_next(dense_cursor& cursor, std::string& key, uint64_t& cell) const {
+  auto& d = *dense_;
+  auto& w = *cursor.w_;
+  auto nc = d.cols.size();
+  while (!w.end) {
+    uint64_t at = 0;
+    for (size_t k = 0; k < nc; ++k)
+      at += w.order[k][w.pos[k]] * d.stride[k];
+    bool hit = d.has(at);
+    if (hit) {
+      key.clear();
+      for (size_t k = 0; k < nc; ++k)
+        d.cols[k].append_field(key, w.order[k][w.pos[k]]);
+      cell = at;
+    }
+    // The odometer: the last column turns fastest.
+    size_t k = nc;
+    while (k > 0 && ++w.pos[k - 1] == w.order[k - 1].size())
+      w.pos[--k] = 0;
+    w.end = k == 0;
+    if (hit) {
+      ++w.emitted;
+      return true;
+    }
+  }
+  return false;
+}
+
+sorted_partial agg_table::dense_sorted() const {
+  auto& d = *dense_;
+  dense_cursor cursor;
+  dense_start(cursor);
   sorted_partial out{spec_};
   auto store = std::make_shared<std::vector<char>>();
-  std::vector<size_t> ends;
-  std::vector<uint64_t> cells;
-  ends.reserve(d.groups);
-  cells.reserve(d.groups);
-  std::string key;
-  // Depth-first over the columns in key order; the last column checks presence first.
-  auto walk = [&](auto& self, size_t k, uint64_t cell) -> void {
-    if (k == nc) {
-      if (!d.has(cell))
-        return;
-      store->insert(store->end(), key.begin(), key.end());
-      ends.push_back(store->size());
-      cells.push_back(cell);
-      return;
-    }
-    auto len = key.size();
-    for (auto code : order[k]) {
-      auto at = cell + code * d.stride[k];
-      if (k + 1 == nc && !d.has(at))
-        continue;
-      d.cols[k].append_field(key, code);
-      self(self, k + 1, at);
-      key.resize(len);
-    }
-  };
   // The longest key the codes can make, so the store never moves.
   size_t longest = 0;
   for (auto& c : d.cols) {
@@ -443,26 +492,34 @@ sorted_partial agg_table::dense_sorted() const {
     longest += field;
   }
   store->reserve(d.groups * longest);
-  walk(walk, 0, 0);
-  auto na = na_;
+  std::vector<size_t> ends;
+  std::vector<uint64_t> cells;
+  ends.reserve(d.groups);
+  cells.reserve(d.groups);
+  std::string key;
+  uint64_t cell = 0;
+  while (dense_next(cursor, key, cell)) {
+    store->insert(store->end(), key.begin(), key.end());
+    ends.push_back(store->size());
+    cells.push_back(cell);
+  }
   out.reserve(cells.size());
+  std::vector<agg_values> v(na_);
   size_t begin = 0;
   for (size_t i = 0; i < cells.size(); ++i) {
     std::string_view k(store->data() + begin, ends[i] - begin);
     begin = ends[i];
     out.keys.push_back(k);
     out.prefixes.push_back(key_prefixes(k, spec_.keys));
-    const uint64_t* st = d.data.get() + cells[i] * state_words_;
-    for (size_t a = 0; a < na; ++a) {
-      const uint64_t* p = st + a * wpa_;
-      size_t f = 1;
-      out.counts.push_back(static_cast<int64_t>(p[0]));
+    read_states(d.data.get() + cells[i] * state_words_, na_, wpa_, shape_, v.data());
+    for (size_t a = 0; a < na_; ++a) {
+      out.counts.push_back(v[a].count);
       if (shape_.sum)
-        out.sums.push_back(getd(p + f++));
+        out.sums.push_back(v[a].sum);
       if (shape_.min)
-        out.mins.push_back(getd(p + f++));
+        out.mins.push_back(v[a].min);
       if (shape_.max)
-        out.maxs.push_back(getd(p + f++));
+        out.maxs.push_back(v[a].max);
     }
   }
   out.key_stores.push_back(std::move(store));
@@ -1128,84 +1185,149 @@ std::optional<std::vector<char>> unpack_keys(const char* p, size_t size, uint32_
 
 } // namespace
 
+namespace {
+
+// Chunks stop at about 16 MB (and their group limit): envelopes between nodes are capped at
+// 64 MB.
+constexpr size_t chunk_budget = 16u << 20;
+
+// Builds a PartialChunk group by group, keys ascending: front-coded keys (sorted neighbours
+// share their leading fields) and varint counts, about half the bytes of the plain form for
+// user_behavior_report, and float states only of the aggregates that keep them.
+class chunk_writer {
+public:
+  explicit chunk_writer(const table_spec& spec)
+    : shape_(spec), fs_(spec), na_(spec.aggs.size()) {}
+
+  // `distinct`: the group's set per aggregate when the spec has count_distinct.
+  void add(std::string_view key, const agg_values* v, const distinct_set* distinct) {
+    size_t shared = 0, most = std::min(prev_.size(), key.size());
+    while (shared < most && prev_[shared] == key[shared])
+      ++shared;
+    put_varint(keys_, shared);
+    put_varint(keys_, key.size() - shared);
+    keys_.append(key.data() + shared, key.size() - shared);
+    prev_.assign(key.data(), key.size());
+    for (size_t a = 0; a < na_; ++a) {
+      put_varint(counts_, static_cast<uint64_t>(v[a].count));
+      if (fs_.has_sum[a])
+        sums_.push_back(v[a].sum);
+      if (fs_.has_min[a])
+        mins_.push_back(v[a].min);
+      if (fs_.has_max[a])
+        maxs_.push_back(v[a].max);
+      if (shape_.distinct) {
+        std::string blob;
+        for (auto& x : distinct[a]) {
+          append_be32(blob, static_cast<uint32_t>(x.size()));
+          blob.append(x);
+        }
+        blob_bytes_ += blob.size();
+        blobs_.push_back(std::move(blob));
+      }
+    }
+    ++groups_;
+  }
+
+  uint32_t groups() const { return groups_; }
+  // Whether another group fits (the first always does).
+  bool room(uint64_t limit) const {
+    auto bytes = keys_.size() + counts_.size() + 8 * (sums_.size() + mins_.size() + maxs_.size())
+                 + blob_bytes_;
+    return groups_ < limit && (groups_ == 0 || bytes < chunk_budget);
+  }
+
+  std::string finish(const std::vector<uint32_t>& partitions, uint64_t total, uint64_t offset) {
+    auto words = (keys_.size() + counts_.size() + blob_bytes_) / 8
+                 + sums_.size() + mins_.size() + maxs_.size() + partitions.size() / 2 + 64;
+    capnp::MallocMessageBuilder mb(static_cast<unsigned>(std::min<size_t>(words, 1u << 28)));
+    auto c = mb.initRoot<reports::WorkerReply>().initChunk();
+    auto ps = c.initPartitionIds(static_cast<unsigned>(partitions.size()));
+    for (unsigned i = 0; i < partitions.size(); ++i)
+      ps.set(i, partitions[i]);
+    c.setTotalGroups(total);
+    c.setOffset(offset);
+    c.setGroups(groups_);
+    auto data = [](const std::string& b) {
+      return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(b.data()), b.size());
+    };
+    c.setPackedKeys(data(keys_));
+    c.setPackedCounts(data(counts_));
+    auto fill = [](const std::vector<double>& src, auto list) {
+      for (unsigned i = 0; i < src.size(); ++i)
+        list.set(i, src[i]);
+    };
+    if (!sums_.empty())
+      fill(sums_, c.initSums(static_cast<unsigned>(sums_.size())));
+    if (!mins_.empty())
+      fill(mins_, c.initMins(static_cast<unsigned>(mins_.size())));
+    if (!maxs_.empty())
+      fill(maxs_, c.initMaxs(static_cast<unsigned>(maxs_.size())));
+    if (shape_.distinct) {
+      auto d = c.initDistinct(static_cast<unsigned>(blobs_.size()));
+      for (unsigned i = 0; i < blobs_.size(); ++i)
+        d.set(i, data(blobs_[i]));
+    }
+    return message_bytes(mb);
+  }
+
+private:
+  state_shape shape_;
+  float_states fs_;
+  size_t na_;
+  uint32_t groups_ = 0;
+  std::string keys_, counts_, prev_;
+  std::vector<double> sums_, mins_, maxs_;
+  std::vector<std::string> blobs_;
+  size_t blob_bytes_ = 0;
+};
+
+} // namespace
+
 std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limit) {
   state_shape shape{p.spec};
   auto na = p.spec.aggs.size();
   auto first = std::min<uint64_t>(offset, p.size());
-  auto most = static_cast<uint32_t>(std::min<uint64_t>(limit, p.size() - first));
-  // Groups up to `limit`, and up to about 16 MB: envelopes between nodes are capped at 64 MB.
-  constexpr size_t budget = 16u << 20;
-  size_t key_bytes = 0, bytes = 0;
-  uint32_t n = 0;
-  float_states fs{p.spec};
-  auto state_bytes = 8 * (na + fs.sum.size() + fs.min.size() + fs.max.size());
-  while (n < most && (n == 0 || bytes < budget)) {
-    auto k = p.keys[first + n].size();
-    key_bytes += k;
-    bytes += k + state_bytes;
-    if (shape.distinct)
-      for (size_t a = 0; a < na; ++a)
-        for (auto& v : p.distinct[(first + n) * na + a])
-          bytes += v.size() + 4;
-    ++n;
+  auto most = std::min<uint64_t>(limit, p.size() - first);
+  chunk_writer w{p.spec};
+  std::vector<agg_values> v(na);
+  for (auto g = first; w.room(most); ++g) {
+    for (size_t a = 0; a < na; ++a) {
+      auto i = g * na + a;
+      v[a].count = p.counts[i];
+      v[a].sum = shape.sum ? p.sums[i] : 0;
+      v[a].min = shape.min ? p.mins[i] : 0;
+      v[a].max = shape.max ? p.maxs[i] : 0;
+    }
+    w.add(p.keys[g], v.data(), shape.distinct ? &p.distinct[g * na] : nullptr);
   }
-  capnp::MallocMessageBuilder mb(
-    static_cast<unsigned>(std::min<size_t>(64 + key_bytes / 8 + n * na * 4, 1u << 28)));
-  auto c = mb.initRoot<reports::WorkerReply>().initChunk();
-  auto ps = c.initPartitionIds(static_cast<unsigned>(p.partitions.size()));
-  for (unsigned i = 0; i < p.partitions.size(); ++i)
-    ps.set(i, p.partitions[i]);
-  c.setTotalGroups(p.size());
-  c.setOffset(first);
-  c.setGroups(n);
-  // Front-coded keys (sorted neighbours share their leading fields) and varint counts: about
-  // half the bytes of the plain form for user_behavior_report.
-  std::string packed;
-  packed.reserve(key_bytes + 4 * static_cast<size_t>(n));
-  std::string_view prev;
-  for (uint32_t i = 0; i < n; ++i) {
-    auto k = p.keys[first + i];
-    size_t shared = 0, most_shared = std::min(prev.size(), k.size());
-    while (shared < most_shared && prev[shared] == k[shared])
-      ++shared;
-    put_varint(packed, shared);
-    put_varint(packed, k.size() - shared);
-    packed.append(k.data() + shared, k.size() - shared);
-    prev = k;
-  }
-  c.setPackedKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(packed.data()), packed.size()));
-  auto m = static_cast<unsigned>(n * na);
-  auto base = first * na;
-  packed.clear();
-  for (unsigned i = 0; i < m; ++i)
-    put_varint(packed, static_cast<uint64_t>(p.counts[base + i]));
-  c.setPackedCounts(
-    capnp::Data::Reader(reinterpret_cast<const kj::byte*>(packed.data()), packed.size()));
-  // Float states only of the aggregates that keep them (see PartialChunk).
-  auto fill = [&](const std::vector<double>& src, const std::vector<size_t>& which, auto init) {
-    if (which.empty())
-      return;
-    auto list = init(static_cast<unsigned>(n * which.size()));
-    unsigned j = 0;
-    for (uint32_t i = 0; i < n; ++i)
-      for (auto a : which)
-        list.set(j++, src[base + i * na + a]);
-  };
-  fill(p.sums, fs.sum, [&](unsigned k) { return c.initSums(k); });
-  fill(p.mins, fs.min, [&](unsigned k) { return c.initMins(k); });
-  fill(p.maxs, fs.max, [&](unsigned k) { return c.initMaxs(k); });
-  if (shape.distinct) {
-    auto d = c.initDistinct(m);
-    for (unsigned i = 0; i < m; ++i) {
-      std::string blob;
-      for (auto& v : p.distinct[base + i]) {
-        append_be32(blob, static_cast<uint32_t>(v.size()));
-        blob.append(v);
-      }
-      d.set(i, capnp::Data::Reader(reinterpret_cast<const kj::byte*>(blob.data()), blob.size()));
+  return w.finish(p.partitions, p.size(), first);
+}
+
+std::string agg_table::dense_chunk(dense_cursor& cursor, uint64_t offset, uint32_t limit) const {
+  auto& d = *dense_;
+  std::string key;
+  uint64_t cell = 0;
+  if (!cursor.w_ || cursor.w_->table != this || cursor.w_->emitted != offset) {
+    dense_start(cursor);
+    while (cursor.w_->emitted < offset && dense_next(cursor, key, cell)) {
     }
   }
-  return message_bytes(mb);
+  auto first = cursor.w_->emitted;
+  chunk_writer w{spec_};
+  std::vector<agg_values> v(na_);
+  while (w.room(limit) && dense_next(cursor, key, cell)) {
+    read_states(d.data.get() + cell * state_words_, na_, wpa_, shape_, v.data());
+    w.add(key, v.data(), nullptr);
+  }
+  return w.finish(partitions_, d.groups, first);
+}
+
+std::string encode_chunk(const agg_table& t, dense_cursor& cursor, uint64_t offset,
+                         uint32_t limit) {
+  if (!t.dense_)
+    return encode_chunk(to_sorted(t), offset, limit);
+  return t.dense_chunk(cursor, offset, limit);
 }
 
 namespace {

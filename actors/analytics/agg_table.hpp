@@ -62,6 +62,7 @@ struct state_shape {
 using distinct_set = absl::flat_hash_set<std::string>;
 
 struct sorted_partial;
+class dense_cursor;
 
 class agg_table {
 public:
@@ -144,11 +145,16 @@ public:
 
 private:
   friend sorted_partial to_sorted(const agg_table& t);
+  friend std::string encode_chunk(const agg_table& t, dense_cursor& cursor, uint64_t offset,
+                                  uint32_t limit);
   struct dense_part;
   void grow();
   uint64_t* dense_state(std::string_view key);
   void to_hashed();
   sorted_partial dense_sorted() const;
+  void dense_start(dense_cursor& cursor) const;
+  bool dense_next(dense_cursor& cursor, std::string& key, uint64_t& cell) const;
+  std::string dense_chunk(dense_cursor& cursor, uint64_t offset, uint32_t limit) const;
   table_spec spec_;
   size_t na_;
   state_shape shape_;
@@ -200,6 +206,27 @@ sorted_partial merge_sorted(const std::vector<const sorted_partial*>& runs, cons
 
 /// A `WorkerReply.chunk` (analytics.capnp) with groups [offset, offset + limit).
 std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limit);
+
+/// Where a walk over a dense table's groups in key order stands (see the encode_chunk below).
+class dense_cursor {
+public:
+  dense_cursor();
+  ~dense_cursor();
+  dense_cursor(dense_cursor&&) noexcept;
+  dense_cursor& operator=(dense_cursor&&) noexcept;
+
+private:
+  friend class agg_table;
+  struct walk;
+  std::unique_ptr<walk> w_;
+};
+
+/// The same chunk for a dense table (`t.dense()`), cut straight from its cells in key order:
+/// no sorted copy of the table is made, and the first chunk is ready after walking only its
+/// own groups. `cursor` goes on from where the previous chunk ended when `offset` is that
+/// point; any other offset walks from the start. `t` must not change meanwhile.
+std::string encode_chunk(const agg_table& t, dense_cursor& cursor, uint64_t offset,
+                         uint32_t limit);
 
 /// Result of decoding one chunk.
 struct chunk_info {

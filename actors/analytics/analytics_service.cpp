@@ -279,6 +279,9 @@ struct node_report {
   std::set<uint32_t> merged;              // partitions whose rows are in some table
   std::optional<sorted_partial> collected; // the tables as one sorted run, built by collect
   std::vector<std::unique_ptr<agg_table>> retired; // folded into `collected` (its keys view them)
+  // The usual case, one dense table: chunks are cut straight from its cells (see run_collect).
+  std::unique_ptr<agg_table> walking;
+  dense_cursor cursor;
   int running = 0;                     // reads in flight
   std::atomic<bool> stop{false};
   std::set<pg_connection*> active;
@@ -386,12 +389,32 @@ std::string run_collect(read_job& job) {
   std::lock_guard<std::mutex> guard{rep.mtx};
   if (rep.running > 0)
     return worker_error(make_error(report_errc::internal, "reads still running"));
-  bool fresh = !rep.collected;
+  size_t tables = 0;
   for (auto& t : rep.tables)
-    fresh |= t != nullptr;
+    tables += t != nullptr;
+  if (!rep.collected && !rep.walking && tables == 1) {
+    for (auto& t : rep.tables) {
+      if (t && t->dense()) {
+        spdlog::debug("report {}: chunks cut from one dense table of {} groups",
+                      rep.plan->report_id, t->groups());
+        rep.walking = std::move(t);
+        rep.cursor = dense_cursor{};
+        tables = 0;
+      }
+    }
+  }
+  if (rep.walking && tables == 0)
+    return encode_chunk(*rep.walking, rep.cursor, job.offset, job.limit);
+  bool fresh = !rep.collected || tables > 0;
   if (fresh) {
     auto t0 = steady::now();
     std::vector<sorted_partial> parts;
+    if (rep.walking) {
+      // Reads after the first collect (partitions of a failed node) added tables: the walked
+      // one joins the general merge.
+      parts.push_back(to_sorted(*rep.walking));
+      rep.retired.push_back(std::move(rep.walking));
+    }
     for (auto& t : rep.tables) {
       if (!t)
         continue;
