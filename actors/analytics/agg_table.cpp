@@ -1146,10 +1146,14 @@ bool get_varint(const char* p, size_t size, size_t& pos, uint64_t& v) {
 // The concatenated keys of `n` front-coded ones; nothing when malformed. Untrusted input: a
 // shared length must not exceed the previous key, a suffix must be there, and the output is
 // bounded by what `n` keys of the chunk's size could hold.
-std::optional<std::vector<char>> unpack_keys(const char* p, size_t size, uint32_t n) {
+struct unpacked_keys {
+  std::shared_ptr<char> bytes; // not zero-filled first: every byte is written
+  size_t size = 0;
+};
+
+std::optional<unpacked_keys> unpack_keys(const char* p, size_t size, uint32_t n) {
   // Shared runs expand: cap each key and the whole output.
   constexpr size_t max_key = size_t{1} << 20;
-  std::vector<char> out;
   size_t prev_at = 0, prev_len = 0, pos = 0, total = 0;
   // First pass: the output size, every length checked.
   for (uint32_t g = 0; g < n; ++g) {
@@ -1166,7 +1170,10 @@ std::optional<std::vector<char>> unpack_keys(const char* p, size_t size, uint32_
   }
   if (pos != size)
     return std::nullopt;
-  out.resize(total);
+  unpacked_keys out;
+  out.bytes = std::shared_ptr<char>(new char[std::max<size_t>(total, 1)], std::default_delete<char[]>());
+  out.size = total;
+  char* o = out.bytes.get();
   pos = 0;
   size_t at = 0;
   for (uint32_t g = 0; g < n; ++g) {
@@ -1174,8 +1181,8 @@ std::optional<std::vector<char>> unpack_keys(const char* p, size_t size, uint32_
     get_varint(p, size, pos, shared);
     get_varint(p, size, pos, rest);
     if (shared > 0)
-      std::memmove(out.data() + at, out.data() + prev_at, shared);
-    std::memcpy(out.data() + at + shared, p + pos, rest);
+      std::memcpy(o + at, o + prev_at, shared); // the previous key ends where this one starts
+    std::memcpy(o + at + shared, p + pos, rest);
     pos += rest;
     prev_at = at;
     at += shared + rest;
@@ -1396,16 +1403,16 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     auto keys = c.getKeys();
     auto* p = reinterpret_cast<const char*>(keys.begin());
     size_t avail = keys.size();
-    std::shared_ptr<std::vector<char>> store;
+    std::shared_ptr<char> store;
     if (c.hasPackedKeys()) {
       // Front-coded: rebuilt into bytes of their own, checked like the plain form below.
       auto pk = c.getPackedKeys();
       auto unpacked = unpack_keys(reinterpret_cast<const char*>(pk.begin()), pk.size(), n);
       if (!unpacked)
         return bad("packed keys are malformed");
-      store = std::make_shared<std::vector<char>>(std::move(*unpacked));
-      p = store->data();
-      avail = store->size();
+      store = std::move(unpacked->bytes);
+      p = store.get();
+      avail = unpacked->size;
     }
     // Every key field takes 4 bytes at least: `groups` cannot exceed that (it is untrusted).
     if (!into.spec.keys.empty() && n > avail / 4)

@@ -189,8 +189,9 @@ struct sorted_partial {
   std::vector<double> sums, mins, maxs;  ///< empty unless an aggregate needs them
   std::vector<distinct_set> distinct;    ///< empty unless count_distinct
   std::vector<uint32_t> partitions;
-  /// Bytes some of `keys` view (a dense table's keys are made when it is sorted).
-  std::vector<std::shared_ptr<const std::vector<char>>> key_stores;
+  /// Owners of bytes some of `keys` view (keys made when a dense table is sorted, or
+  /// unpacked from a chunk).
+  std::vector<std::shared_ptr<const void>> key_stores;
   size_t size() const { return keys.size(); }
   /// Room for `groups` groups in every vector in use.
   void reserve(size_t groups);

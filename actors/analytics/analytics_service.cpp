@@ -6,6 +6,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -221,7 +222,7 @@ std::string worker_error(const caf::error& err) {
 // pages). wharf-node keeps those in malloc's arenas while reports run (fresh pages from the
 // kernel cost a fault, a zeroing and a cgroup charge each: a fifth of the coordinator's CPU
 // when every large block was mapped on its own), and this hands the free memory back once no
-// report is active here: a helper thread looks twice a second and trims after activity.
+// report has been active here for 10 s: a helper thread looks every second.
 class report_activity {
 public:
   report_activity() {
@@ -243,12 +244,22 @@ private:
     static std::atomic<uint64_t> n{0};
     return n;
   }
+  // Trims once reports have left the node quiet for `quiet` (as allocators that decay their
+  // free pages do): back-to-back reports reuse the memory, an idle node gives it back.
   [[noreturn]] static void trim_loop() {
-    uint64_t trimmed = 0;
+    constexpr auto quiet = std::chrono::seconds{10};
+    uint64_t trimmed = 0, seen = 0;
+    auto quiet_since = std::chrono::steady_clock::now();
     while (true) {
-      std::this_thread::sleep_for(std::chrono::milliseconds{500});
+      std::this_thread::sleep_for(std::chrono::seconds{1});
       auto gen = generation().load();
-      if (active().load() == 0 && gen != trimmed) {
+      auto now = std::chrono::steady_clock::now();
+      if (active().load() > 0 || gen != seen) {
+        seen = gen;
+        quiet_since = now;
+        continue;
+      }
+      if (gen != trimmed && now - quiet_since >= quiet) {
         trimmed = gen;
         auto before = mallinfo2();
         malloc_trim(0);
@@ -1059,11 +1070,16 @@ public:
         // the node's word: bounded by a few times what this chunk holds).
         n.run->reserve(std::min<uint64_t>(total, 8 * uint64_t{std::max(c.getGroups(), 1u)}));
       }
+      auto t0 = steady::now();
       if (auto ok = append_chunk(*n.run, n.chunks.back()); !ok) {
         node_failed(node, "collect: " + message_of(ok.error())); // drops the next chunk too
         pump();
         return;
       }
+      spdlog::trace("report {}: chunk of {} groups ({} bytes) from {} at {} ms, decoded in {} us",
+                    a_.id, c.getGroups(), n.chunks.back().size(), node, elapsed(),
+                    std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0)
+                      .count());
       if (more)
         return;
       n.collect = worker_node::complete;
@@ -1119,8 +1135,11 @@ public:
     std::vector<std::string> types;
     for (auto& c : cols)
       types.push_back(c.second);
-    try {
-      for (uint64_t from = 0; from < rows; from += page_rows) {
+    // Pages are independent: a helper thread encodes every other one (the reads are over, a
+    // core is free by now).
+    auto encode = [&](uint64_t first_page, uint64_t step) {
+      std::vector<std::pair<std::string, std::string>> out;
+      for (uint64_t from = first_page * page_rows; from < rows; from += step * page_rows) {
         auto n = std::min<uint64_t>(page_rows, rows - from);
         capnp::MallocMessageBuilder mb;
         auto page = mb.initRoot<rp::ResultPage>();
@@ -1130,8 +1149,17 @@ public:
         page_writer w{types};
         write_page(w, total, from, n);
         w.write(page);
-        puts.emplace(page_key(from / page_rows), message_bytes(mb));
+        out.emplace_back(page_key(from / page_rows), message_bytes(mb));
       }
+      return out;
+    };
+    try {
+      auto odd = std::async(std::launch::async, encode, 1, 2);
+      auto even = encode(0, 2);
+      auto rest = odd.get();
+      for (auto* part : {&even, &rest})
+        for (auto& kv : *part)
+          puts.emplace(std::move(kv));
     } catch (const kj::Exception& e) {
       fail(make_error(report_errc::internal,
                       std::string("cannot store the result: ") + e.getDescription().cStr()));

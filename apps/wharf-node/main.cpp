@@ -20,8 +20,8 @@ int main(int argc, char** argv) {
   // partials, chunks, pages). They come from malloc's arenas rather than a mapping of their
   // own each (a fresh mapping faults in, zeroes and charges every page: ~20 % of a
   // coordinator's CPU when the threshold was 1 MiB), and nothing is trimmed automatically
-  // while a report runs; the analytics service trims the arenas once no report is active
-  // (malloc_trim), so an idle node still gives the memory back.
+  // while reports run; the analytics service trims the arenas (malloc_trim) after 10 s
+  // without reports, so back-to-back reports reuse memory and an idle node gives it back.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 16 << 20);
   runtime::node_config defaults;
