@@ -156,9 +156,10 @@ struct agg_table::dense_part {
         return;
       }
       auto v = static_cast<uint64_t>(base) + code;
-      append_be32(out, static_cast<uint32_t>(width));
-      for (int b = width - 1; b >= 0; --b)
-        out.push_back(static_cast<char>(v >> (8 * b)));
+      char b[12] = {0, 0, 0, static_cast<char>(width)};
+      for (int i = 0; i < width; ++i)
+        b[4 + i] = static_cast<char>(v >> (8 * (width - 1 - i)));
+      out.append(b, 4 + static_cast<size_t>(width));
     }
 
     // Gives `field` a code: widens the range or adds a dictionary value. False past the caps
@@ -1124,11 +1125,18 @@ struct float_states {
 namespace {
 
 void put_varint(std::string& out, uint64_t v) {
+  if (v < 0x80) {
+    out.push_back(static_cast<char>(v));
+    return;
+  }
+  char b[10];
+  size_t n = 0;
   while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
+    b[n++] = static_cast<char>(v | 0x80);
     v >>= 7;
   }
-  out.push_back(static_cast<char>(v));
+  b[n++] = static_cast<char>(v);
+  out.append(b, n);
 }
 
 // Reads a varint at `pos` (moved past it); false when cut off or longer than 10 bytes.
@@ -1209,6 +1217,9 @@ public:
   // `distinct`: the group's set per aggregate when the spec has count_distinct.
   void add(std::string_view key, const agg_values* v, const distinct_set* distinct) {
     size_t shared = 0, most = std::min(prev_.size(), key.size());
+    // Eight bytes at a time, then the rest.
+    while (shared + 8 <= most && std::memcmp(prev_.data() + shared, key.data() + shared, 8) == 0)
+      shared += 8;
     while (shared < most && prev_[shared] == key[shared])
       ++shared;
     put_varint(keys_, shared);
@@ -1417,29 +1428,30 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     // Every key field takes 4 bytes at least: `groups` cannot exceed that (it is untrusted).
     if (!into.spec.keys.empty() && n > avail / 4)
       return bad("more groups than key bytes");
-    std::vector<std::string_view> ks;
-    std::vector<std::pair<uint64_t, uint64_t>> pre;
-    ks.reserve(n);
-    pre.reserve(n);
+    // Keys go straight into `into` (strictly ascending: merges rely on it); a failure below
+    // takes them out again, so a malformed chunk appends nothing.
+    const size_t base = into.keys.size();
+    auto undo = [&](const std::string& why) {
+      into.keys.resize(base);
+      into.prefixes.resize(base);
+      return bad(why);
+    };
+    auto& kinds = into.spec.keys;
     size_t at = 0;
     for (uint32_t g = 0; g < n; ++g) {
-      auto len = key_length(p + at, avail - at, into.spec.keys.size());
+      auto len = key_length(p + at, avail - at, kinds.size());
       if (len == 0)
-        return bad("key " + std::to_string(g) + " is truncated");
-      ks.emplace_back(p + at, len);
-      pre.push_back(key_prefixes(ks.back(), into.spec.keys));
+        return undo("key " + std::to_string(g) + " is truncated");
+      std::string_view k(p + at, len);
+      auto pre = key_prefixes(k, kinds);
       at += len;
-      // Merging relies on strictly ascending keys.
-      bool has_prev = g > 0 || !into.keys.empty();
-      if (has_prev) {
-        auto& pk = g > 0 ? ks[g - 1] : into.keys.back();
-        auto& pp = g > 0 ? pre[g - 1] : into.prefixes.back();
-        if (compare_groups(pp, pk, pre[g], ks[g], into.spec.keys) >= 0)
-          return bad("keys out of order at group " + std::to_string(g));
-      }
+      if (!into.keys.empty() && compare_groups(into.prefixes.back(), into.keys.back(), pre, k, kinds) >= 0)
+        return undo("keys out of order at group " + std::to_string(g));
+      into.keys.push_back(k);
+      into.prefixes.push_back(pre);
     }
     if (at != avail)
-      return bad("trailing key bytes");
+      return undo("trailing key bytes");
     std::vector<distinct_set> sets;
     if (shape.distinct) {
       sets.resize(m);
@@ -1449,33 +1461,32 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
         size_t pos = 0;
         while (pos < d.size()) {
           if (d.size() - pos < 4)
-            return bad("distinct set truncated");
+            return undo("distinct set truncated");
           auto len = be32(q + pos);
           pos += 4;
           if (len > d.size() - pos)
-            return bad("distinct value truncated");
+            return undo("distinct value truncated");
           sets[i].emplace(q + pos, len);
           pos += len;
         }
       }
     }
-    into.keys.insert(into.keys.end(), ks.begin(), ks.end());
     if (store)
       into.key_stores.push_back(std::move(store));
-    into.prefixes.insert(into.prefixes.end(), pre.begin(), pre.end());
     // In memory every aggregate has a slot in each float vector that exists (0 when unused).
+    into.counts.insert(into.counts.end(), counts.begin(), counts.end());
     unsigned js = 0, jn = 0, jx = 0;
-    for (unsigned i = 0; i < m; ++i) {
-      auto a = i % na;
-      into.counts.push_back(counts[i]);
-      if (shape.sum)
-        into.sums.push_back(fs.has_sum[a] ? sums[js++] : 0.0);
-      if (shape.min)
-        into.mins.push_back(fs.has_min[a] ? mins[jn++] : 0.0);
-      if (shape.max)
-        into.maxs.push_back(fs.has_max[a] ? maxs[jx++] : 0.0);
-      if (shape.distinct)
-        into.distinct.push_back(std::move(sets[i]));
+    for (uint32_t g = 0; g < n; ++g) {
+      for (size_t a = 0; a < na; ++a) {
+        if (shape.sum)
+          into.sums.push_back(fs.has_sum[a] ? sums[js++] : 0.0);
+        if (shape.min)
+          into.mins.push_back(fs.has_min[a] ? mins[jn++] : 0.0);
+        if (shape.max)
+          into.maxs.push_back(fs.has_max[a] ? maxs[jx++] : 0.0);
+        if (shape.distinct)
+          into.distinct.push_back(std::move(sets[g * na + a]));
+      }
     }
     chunk_info info;
     for (auto id : c.getPartitionIds())
