@@ -84,7 +84,6 @@ constexpr size_t block_words = size_t{1} << 17; // 1 MiB
 
 } // namespace
 
-// Record: [key length << 32 | group index][states][key bytes, padded to words].
 // -- the dense form --
 //
 // Key column k maps a value to a code in [0, dim_k); a group lives at cell
@@ -531,6 +530,10 @@ sorted_partial agg_table::dense_sorted() const {
 agg_table::agg_table(agg_table&&) noexcept = default;
 agg_table& agg_table::operator=(agg_table&&) noexcept = default;
 agg_table::~agg_table() = default;
+
+// -- the hashed form --
+//
+// Record: [key length << 32 | group index][states][key bytes, padded to words].
 
 void agg_table::grow() {
   size_t cap = slots_.empty() ? 1024 : slots_.size() * 2;

@@ -124,6 +124,7 @@ public:
   /// Merges a partial state (count, and sum/min/max when count > 0).
   void add_state(uint64_t* st, size_t a, int64_t count, double sum, double min, double max);
 
+  /// By group index, the hashed form only (`to_sorted` and the chunk encoders read either).
   std::string_view key(uint32_t g) const;
   int64_t count(uint32_t g, size_t a) const;
   double sum(uint32_t g, size_t a) const;

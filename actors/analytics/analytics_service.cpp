@@ -1066,9 +1066,11 @@ public:
       n.chunks.push_back(std::move(bytes));
       if (!n.run) {
         n.run.emplace(plan_->spec());
-        // Room for the node's whole run, so the vectors do not grow by copying (the total is
-        // the node's word: bounded by a few times what this chunk holds).
-        n.run->reserve(std::min<uint64_t>(total, 8 * uint64_t{std::max(c.getGroups(), 1u)}));
+        // Room for the node's whole run, so the vectors do not grow by copying. Both counts
+        // are the node's word, checked only by append_chunk: bounded by a few times what this
+        // chunk's bytes could hold (a group takes two bytes at least).
+        uint64_t could = std::min<uint64_t>(c.getGroups(), n.chunks.back().size() / 2);
+        n.run->reserve(std::min<uint64_t>(total, 8 * std::max<uint64_t>(could, 1)));
       }
       auto t0 = steady::now();
       if (auto ok = append_chunk(*n.run, n.chunks.back()); !ok) {

@@ -19,9 +19,9 @@ int main(int argc, char** argv) {
   // Reports allocate and free hundreds of MB in big blocks (aggregation tables, sorted
   // partials, chunks, pages). They come from malloc's arenas rather than a mapping of their
   // own each (a fresh mapping faults in, zeroes and charges every page: ~20 % of a
-  // coordinator's CPU when the threshold was 1 MiB), and nothing is trimmed automatically
-  // while reports run; the analytics service trims the arenas (malloc_trim) after 10 s
-  // without reports, so back-to-back reports reuse memory and an idle node gives it back.
+  // coordinator's CPU when the threshold was 1 MiB); only a heap's top past 16 MiB is given
+  // back on free. The analytics service trims the arenas (malloc_trim) after 10 s without
+  // reports, so back-to-back reports reuse memory and an idle node gives it back.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 16 << 20);
   runtime::node_config defaults;
