@@ -377,11 +377,18 @@ uint64_t* agg_table::dense_state(std::string_view key) {
   std::vector<std::string_view> fields(d.cols.size());
   if (d.fields(key, fields.data())) {
     auto next = d.cols;
-    bool ok = true;
-    for (size_t k = 0; k < next.size() && ok; ++k)
-      if (next[k].code(fields[k]) < 0)
+    bool ok = true, same_layout = true;
+    for (size_t k = 0; k < next.size() && ok; ++k) {
+      if (next[k].code(fields[k]) < 0) {
         ok = next[k].widen(fields[k]);
-    if (ok && d.relayout(std::move(next), state_words_) && dense_states(&key, 1, &st) == 1)
+        same_layout &= next[k].dim() == d.cols[k].dim();
+      }
+    }
+    // A dictionary value that fits its reserved codes changes no cell: no new layout.
+    if (ok && same_layout)
+      d.cols = std::move(next);
+    if (ok && (same_layout || d.relayout(std::move(next), state_words_))
+        && dense_states(&key, 1, &st) == 1)
       return st;
   }
   // Past the caps (or a key this form cannot code): the general form, for good.
@@ -1163,8 +1170,10 @@ struct unpacked_keys {
 };
 
 std::optional<unpacked_keys> unpack_keys(const char* p, size_t size, uint32_t n) {
-  // Shared runs expand: cap each key and the whole output.
+  // Shared runs expand: cap each key, and the whole output at what a writer puts in a chunk
+  // (chunk_writer stops at 16 MB of plain key bytes, plus the one key that crossed it).
   constexpr size_t max_key = size_t{1} << 20;
+  constexpr size_t max_total = (size_t{16} << 20) + max_key;
   size_t prev_at = 0, prev_len = 0, pos = 0, total = 0;
   // First pass: the output size, every length checked.
   for (uint32_t g = 0; g < n; ++g) {
@@ -1176,7 +1185,7 @@ std::optional<unpacked_keys> unpack_keys(const char* p, size_t size, uint32_t n)
     pos += rest;
     prev_len = shared + rest;
     total += prev_len;
-    if (total > (size_t{1} << 31))
+    if (total > max_total)
       return std::nullopt;
   }
   if (pos != size)
@@ -1229,6 +1238,7 @@ public:
     put_varint(keys_, key.size() - shared);
     keys_.append(key.data() + shared, key.size() - shared);
     prev_.assign(key.data(), key.size());
+    plain_key_bytes_ += key.size();
     for (size_t a = 0; a < na_; ++a) {
       put_varint(counts_, static_cast<uint64_t>(v[a].count));
       if (fs_.has_sum[a])
@@ -1251,10 +1261,11 @@ public:
   }
 
   uint32_t groups() const { return groups_; }
-  // Whether another group fits (the first always does).
+  // Whether another group fits (the first always does). Keys count with their plain size,
+  // which bounds what a reader rebuilds (see unpack_keys).
   bool room(uint64_t limit) const {
-    auto bytes = keys_.size() + counts_.size() + 8 * (sums_.size() + mins_.size() + maxs_.size())
-                 + blob_bytes_;
+    auto bytes = plain_key_bytes_ + counts_.size()
+                 + 8 * (sums_.size() + mins_.size() + maxs_.size()) + blob_bytes_;
     return groups_ < limit && (groups_ == 0 || bytes < chunk_budget);
   }
 
@@ -1301,6 +1312,7 @@ private:
   std::vector<double> sums_, mins_, maxs_;
   std::vector<std::string> blobs_;
   size_t blob_bytes_ = 0;
+  size_t plain_key_bytes_ = 0;
 };
 
 } // namespace
@@ -1379,6 +1391,10 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
   if (reinterpret_cast<uintptr_t>(reply.data()) % alignof(capnp::word) != 0)
     return bad("misaligned buffer");
   state_shape shape{into.spec};
+  // Sizes to go back to if memory runs out midway: a chunk appends all or nothing.
+  const size_t sizes[] = {into.keys.size(),  into.prefixes.size(), into.counts.size(),
+                          into.sums.size(),  into.mins.size(),     into.maxs.size(),
+                          into.distinct.size(), into.key_stores.size()};
   try {
     flat_reader rd{reply};
     if (!rd.ok())
@@ -1499,6 +1515,16 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     return info;
   } catch (const kj::Exception& e) {
     return bad(e.getDescription().cStr());
+  } catch (const std::bad_alloc&) {
+    into.keys.resize(sizes[0]);
+    into.prefixes.resize(sizes[1]);
+    into.counts.resize(sizes[2]);
+    into.sums.resize(sizes[3]);
+    into.mins.resize(sizes[4]);
+    into.maxs.resize(sizes[5]);
+    into.distinct.resize(sizes[6]);
+    into.key_stores.resize(sizes[7]);
+    return bad("out of memory");
   }
 }
 

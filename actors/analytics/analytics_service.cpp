@@ -1068,9 +1068,10 @@ public:
         n.run.emplace(plan_->spec());
         // Room for the node's whole run, so the vectors do not grow by copying. Both counts
         // are the node's word, checked only by append_chunk: bounded by a few times what this
-        // chunk's bytes could hold (a group takes two bytes at least).
+        // chunk's bytes could hold (a group takes two bytes at least) and by 4M groups.
         uint64_t could = std::min<uint64_t>(c.getGroups(), n.chunks.back().size() / 2);
-        n.run->reserve(std::min<uint64_t>(total, 8 * std::max<uint64_t>(could, 1)));
+        n.run->reserve(std::min<uint64_t>(
+          {total, 4 * std::max<uint64_t>(could, 1), uint64_t{4} << 20}));
       }
       auto t0 = steady::now();
       if (auto ok = append_chunk(*n.run, n.chunks.back()); !ok) {
@@ -1087,6 +1088,8 @@ public:
       n.collect = worker_node::complete;
     } catch (const kj::Exception& e) {
       node_failed(node, std::string("collect: ") + e.getDescription().cStr());
+    } catch (const std::bad_alloc&) {
+      node_failed(node, "collect: out of memory");
     }
     pump();
   }

@@ -17,13 +17,13 @@ using namespace wharf;
 
 int main(int argc, char** argv) {
   // Reports allocate and free hundreds of MB in big blocks (aggregation tables, sorted
-  // partials, chunks, pages). They come from malloc's arenas rather than a mapping of their
-  // own each (a fresh mapping faults in, zeroes and charges every page: ~20 % of a
-  // coordinator's CPU when the threshold was 1 MiB); only a heap's top past 16 MiB is given
-  // back on free. The analytics service trims the arenas (malloc_trim) after 10 s without
-  // reports, so back-to-back reports reuse memory and an idle node gives it back.
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 16 << 20);
+  // partials, chunks, pages). Blocks up to 32 MiB (the most glibc allows a threshold) come from
+  // malloc's arenas rather than a mapping of their own each (a fresh mapping faults in, zeroes
+  // and charges every page); only a heap's top past 16 MiB is given back on free. The
+  // analytics service trims the arenas (malloc_trim) after 10 s without reports, so
+  // back-to-back reports reuse memory and an idle node gives it back.
+  if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 16 << 20) != 1)
+    std::cerr << "wharf-node: warning: malloc settings refused; using glibc's defaults\n";
   runtime::node_config defaults;
   CLI::App app{"wharf-node: one node of a wharf cluster (actors, state, RPC, HTTP).\n"
                "Settings come from --config FILE (TOML: [node] [cluster] [log] [state]); flags "

@@ -682,6 +682,43 @@ BOOST_AUTO_TEST_CASE(packed_chunk_keys_are_checked) {
   });
   sorted_partial p2{spec};
   BOOST_TEST(!append_chunk(p2, bad_rest));
+  // Front coding that would rebuild far more than a writer ever sends (a 1 MiB key, then
+  // groups sharing all but its last byte): refused before anything that size is allocated.
+  auto bomb = rewrite([](wharf::reports::PartialChunk::Builder c) {
+    constexpr uint32_t groups = 40;
+    std::string keys, counts;
+    auto varint = [](std::string& out, uint64_t v) {
+      while (v >= 0x80) {
+        out.push_back(static_cast<char>(v | 0x80));
+        v >>= 7;
+      }
+      out.push_back(static_cast<char>(v));
+    };
+    std::string first;
+    put_field(first, std::string(1000000, 'a').data(), 1000000);
+    varint(keys, 0);
+    varint(keys, first.size());
+    keys += first;
+    for (uint32_t g = 1; g < groups; ++g) {
+      varint(keys, first.size() - 1);
+      varint(keys, 1);
+      keys.push_back(static_cast<char>('a' + g));
+    }
+    for (uint32_t g = 0; g < groups; ++g)
+      varint(counts, 1);
+    c.setGroups(groups);
+    c.setPackedKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(keys.data()), keys.size()));
+    c.setPackedCounts(
+      capnp::Data::Reader(reinterpret_cast<const kj::byte*>(counts.data()), counts.size()));
+  });
+  table_spec text_spec{{key_kind::text}, {agg_fn::count}};
+  sorted_partial p4{text_spec};
+  auto refused = append_chunk(p4, bomb);
+  BOOST_TEST(!refused);
+  if (!refused)
+    BOOST_TEST(message_of(refused.error()).find("packed keys") != std::string::npos,
+               message_of(refused.error()));
+  BOOST_TEST(p4.size() == 0u);
   // The plain form (keys and counts as they are) decodes to the same groups.
   auto plain = rewrite([&](wharf::reports::PartialChunk::Builder c) {
     std::string keys;
