@@ -193,6 +193,9 @@ struct ReadTask {
   partition @7 :Partition;
   deadlineMs @8 :UInt32;     # the worker drops the report's state after this
   snapshot @9 :Text;         # pg_export_snapshot() of the coordinator: every partition reads it
+  partitions @10 :UInt32;    # how many partitions the report has (0 = unknown): scales JIT
+  more @11 :List(Partition); # pushdown: adjacent partitions after `partition`, read with it
+                             # as one statement (each one's lo is the previous one's hi)
 }
 
 # Page through this node's merged partial (groups in a stable order).

@@ -156,6 +156,7 @@ void write_plan(rp::ReadTask::Builder b, const report_plan& p) {
   }
   b.setMode(to_wire(p.mode));
   b.setSnapshot(text(p.snapshot));
+  b.setPartitions(p.partitions);
 }
 
 caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
@@ -198,6 +199,7 @@ caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
   p.snapshot = str(r.getSnapshot());
   if (!p.snapshot.empty() && !valid_snapshot_id(p.snapshot))
     return make_error(report_errc::invalid_argument, "malformed snapshot id");
+  p.partitions = std::min<uint32_t>(r.getPartitions(), max_partitions);
   // A peer is trusted with the plan, but not with SQL: every column must be one the
   // definition names (identifiers are quoted anyway; values are bound).
   if (auto err = validate(p.def, p.params))
@@ -304,7 +306,7 @@ struct node_report {
 
 struct read_job {
   std::shared_ptr<node_report> report;
-  partition part;
+  std::vector<partition> run; // ascending ids; adjacent ones are read as one statement
   bool collect = false; // page through the merged partial instead of reading
   uint64_t offset = 0;
   uint32_t limit = 0;
@@ -328,6 +330,9 @@ std::string done_reply(uint32_t id, uint64_t rows) {
 
 std::string run_read(read_job& job, pg_pool& pool, size_t r) {
   auto& rep = *job.report;
+  if (job.run.empty())
+    return worker_error(make_error(report_errc::internal, "a read of no partition"));
+  auto first = job.run.front().id;
   agg_table* table = nullptr; // only this reader touches it while the read runs
   {
     std::lock_guard<std::mutex> guard{rep.mtx};
@@ -335,8 +340,12 @@ std::string run_read(read_job& job, pg_pool& pool, size_t r) {
       return worker_error(make_error(report_errc::cancelled, "report released"));
     {
       std::lock_guard<std::mutex> small{rep.small};
-      if (rep.merged.count(job.part.id))
-        return done_reply(job.part.id, 0); // already read here: idempotent
+      // Already read here: idempotent.
+      job.run.erase(std::remove_if(job.run.begin(), job.run.end(),
+                                   [&](const partition& p) { return rep.merged.count(p.id) > 0; }),
+                    job.run.end());
+      if (job.run.empty())
+        return done_reply(first, 0);
     }
     if (rep.tables.size() <= r)
       rep.tables.resize(r + 1);
@@ -368,11 +377,26 @@ std::string run_read(read_job& job, pg_pool& pool, size_t r) {
     rep.active.insert(&**lease);
   }
   caf::expected<uint64_t> rows{uint64_t{0}};
-  // A release that came after the check above found no statement to cancel: check again.
-  if (rep.stop)
-    rows = make_error(report_errc::cancelled, "report released");
-  else
-    rows = read_partition(**lease, *rep.local_plan, job.part, *table, &rep.stop);
+  // Adjacent partitions go as one statement; a gap (partitions left out as read already)
+  // starts another.
+  for (size_t i = 0; i < job.run.size() && rows;) {
+    size_t j = i + 1;
+    while (j < job.run.size() && job.run[j].lo == job.run[j - 1].hi)
+      ++j;
+    // A release that came after the check above found no statement to cancel: check again.
+    if (rep.stop) {
+      rows = make_error(report_errc::cancelled, "report released");
+      break;
+    }
+    std::vector<partition> stretch(job.run.begin() + static_cast<std::ptrdiff_t>(i),
+                                   job.run.begin() + static_cast<std::ptrdiff_t>(j));
+    auto got = read_run(**lease, *rep.local_plan, stretch, *table, &rep.stop);
+    if (got)
+      *rows += *got;
+    else
+      rows = got.error();
+    i = j;
+  }
   {
     std::lock_guard<std::mutex> small{rep.small};
     rep.active.erase(&**lease);
@@ -389,8 +413,9 @@ std::string run_read(read_job& job, pg_pool& pool, size_t r) {
       return worker_error(rows.error());
     return worker_error(make_error(report_errc::cancelled, "report released"));
   }
-  rep.merged.insert(job.part.id);
-  return done_reply(job.part.id, *rows);
+  for (auto& p : job.run)
+    rep.merged.insert(p.id);
+  return done_reply(first, *rows);
 }
 
 // Folds the readers' tables into one sorted run (CPU-heavy, hence on a reader thread) and
@@ -645,7 +670,7 @@ struct part_state {
 constexpr std::chrono::seconds probe_after{2};
 
 struct worker_node {
-  unsigned inflight = 0;
+  std::set<uint64_t> reads; // tokens of the reads in flight there
   bool dead = false;
   std::set<uint32_t> done;
   /// The collected chunks (a deque: `run`'s keys view into them, so they must not move) and
@@ -726,6 +751,7 @@ public:
       return;
     }
     plan_->snapshot = *snap;
+    plan_->partitions = static_cast<uint32_t>(parts->size());
     for (auto& p : *parts) {
       part_state s;
       s.p = p;
@@ -744,12 +770,11 @@ public:
       if (n.dead)
         continue;
       any_alive = true;
-      while (n.inflight < a_.cfg.readers) {
-        auto it = std::find_if(parts_.begin(), parts_.end(),
-                               [](const part_state& s) { return s.st == part_state::queued; });
-        if (it == parts_.end())
+      while (n.reads.size() < a_.cfg.readers) {
+        auto run = next_run();
+        if (run.empty())
           break;
-        send_read(name, *it);
+        send_read(name, run);
       }
     }
     if (!any_alive) {
@@ -762,7 +787,7 @@ public:
     // flight: collect it now, while the others still read.
     if (!queued)
       for (auto& [name, n] : nodes_)
-        if (!n.dead && n.inflight == 0 && n.collect == worker_node::idle && !n.done.empty()) {
+        if (!n.dead && n.reads.empty() && n.collect == worker_node::idle && !n.done.empty()) {
           n.collect = worker_node::running;
           n.reset_collect();
           collect(name);
@@ -786,28 +811,65 @@ public:
     }
   }
 
-  void send_read(const std::string& node, part_state& s) {
+  // The next read to hand out: the first queued partition, and in a pushdown plan the queued
+  // partitions adjacent to it, up to an even share of what is queued per free reader. A
+  // pushdown partition is a whole GROUP BY statement in PostgreSQL: fewer, larger statements
+  // cost less (planning, round trips, JIT compilation), while the partitions stay the unit
+  // of retries. Pull reads stream one partition each (the nodes aggregate while they read).
+  std::vector<part_state*> next_run() {
+    std::vector<part_state*> run;
+    auto it = std::find_if(parts_.begin(), parts_.end(),
+                           [](const part_state& s) { return s.st == part_state::queued; });
+    if (it == parts_.end())
+      return run;
+    run.push_back(&*it);
+    if (plan_->mode != read_mode::pushdown)
+      return run;
+    size_t queued = 0, free = 0;
+    for (auto& s : parts_)
+      queued += s.st == part_state::queued;
+    for (auto& [name, n] : nodes_)
+      if (!n.dead && n.reads.size() < a_.cfg.readers)
+        free += a_.cfg.readers - n.reads.size();
+    auto share = (queued + std::max<size_t>(free, 1) - 1) / std::max<size_t>(free, 1);
+    for (auto next = it + 1; next != parts_.end() && run.size() < share; ++next) {
+      if (next->st != part_state::queued || next->p.lo != run.back()->p.hi)
+        break;
+      run.push_back(&*next);
+    }
+    return run;
+  }
+
+  void send_read(const std::string& node, const std::vector<part_state*>& run) {
     // A node whose partial was (being) collected gets more rows: collect everything again.
     if (nodes_[node].collect != worker_node::idle)
       restart_collect();
-    s.st = part_state::running;
-    s.node = node;
-    s.token = ++tokens_;
-    s.sent = steady::now();
-    nodes_[node].inflight++;
+    auto token = ++tokens_;
+    std::vector<uint32_t> ids;
+    for (auto* s : run) {
+      s->st = part_state::running;
+      s->node = node;
+      s->token = token;
+      s->sent = steady::now();
+      ids.push_back(s->p.id);
+    }
+    nodes_[node].reads.insert(token);
     capnp::MallocMessageBuilder mb;
     auto task = mb.initRoot<rp::WorkerCall>().initRead();
     write_plan(task, *plan_);
-    auto part = task.initPartition();
-    part.setId(s.p.id);
-    part.setLo(s.p.lo);
-    part.setHi(s.p.hi);
+    auto set = [](auto b, const partition& p) {
+      b.setId(p.id);
+      b.setLo(p.lo);
+      b.setHi(p.hi);
+    };
+    set(task.initPartition(), run.front()->p);
+    auto more = task.initMore(static_cast<unsigned>(run.size() - 1));
+    for (unsigned i = 0; i < more.size(); ++i)
+      set(more[i], run[i + 1]->p);
     task.setDeadlineMs(static_cast<uint32_t>(a_.deadline.count()));
-    auto id = s.p.id;
-    auto token = s.token;
     call(node, message_bytes(mb),
-         [this, node, id, token](std::string& bytes) { on_read(node, id, token, bytes); },
-         [this, node, id, token](caf::error& err) { on_call_error(node, id, token, err); });
+         [this, node, ids, token](std::string& bytes) { on_read(node, ids, token, bytes); },
+         [this, node, ids, token](caf::error& err) { on_call_error(node, ids, token, err); });
   }
 
   template <class F, class G>
@@ -831,12 +893,31 @@ public:
     return &s;
   }
 
-  void on_read(const std::string& node, uint32_t id, uint64_t token, const std::string& bytes) {
-    auto* s = current(node, id, token);
-    if (!s)
+  // The partitions of a read that are still waiting for it (none once it is stale).
+  std::vector<part_state*> live(const std::string& node, const std::vector<uint32_t>& ids,
+                                uint64_t token) {
+    std::vector<part_state*> out;
+    for (auto id : ids)
+      if (auto* s = current(node, id, token))
+        out.push_back(s);
+    return out;
+  }
+
+  void on_read(const std::string& node, const std::vector<uint32_t>& ids, uint64_t token,
+               const std::string& bytes) {
+    auto run = live(node, ids, token);
+    if (run.empty())
       return;
     auto& n = nodes_[node];
-    n.inflight--;
+    n.reads.erase(token);
+    auto retry_all = [&](const std::string& why) {
+      for (auto* s : run) {
+        retry(*s, why);
+        if (finished_)
+          return;
+      }
+      pump();
+    };
     flat_reader rd{bytes};
     try {
       if (!rd.ok())
@@ -844,9 +925,11 @@ public:
                             kj::str("malformed reply"));
       auto r = rd.get<rp::WorkerReply>();
       if (r.isDone()) {
-        s->st = part_state::done;
-        n.done.insert(id);
-        info_.done++;
+        for (auto* s : run) {
+          s->st = part_state::done;
+          n.done.insert(s->p.id);
+          info_.done++;
+        }
         info_.rows_read += r.getDone().getRowsRead();
         progress();
         pump();
@@ -857,8 +940,7 @@ public:
         auto code = report_errc_from_string(str(e.getCode()));
         auto msg = str(e.getMessage());
         if (code == report_errc::unavailable || code == report_errc::internal) {
-          retry(*s, node + ": " + msg);
-          pump();
+          retry_all(node + ": " + msg);
           return;
         }
         if (code == report_errc::cancelled && finished_)
@@ -866,11 +948,9 @@ public:
         fail(make_error(code, msg));
         return;
       }
-      retry(*s, node + ": unexpected reply");
-      pump();
+      retry_all(node + ": unexpected reply");
     } catch (const kj::Exception& e) {
-      retry(*s, node + ": malformed reply: " + e.getDescription().cStr());
-      pump();
+      retry_all(node + ": malformed reply: " + e.getDescription().cStr());
     }
   }
 
@@ -921,14 +1001,14 @@ public:
       if (merged.count(s.p.id)) {
         // Read, but the answer was lost.
         s.st = part_state::done;
-        nodes_[node].inflight--;
+        nodes_[node].reads.erase(s.token);
         nodes_[node].done.insert(s.p.id);
         info_.done++;
         changed = true;
       } else if (!active.count(s.p.id)) {
         spdlog::warn("report {}: the read of partition {} never reached {}; sending it again",
                      a_.id, s.p.id, node);
-        nodes_[node].inflight--;
+        nodes_[node].reads.erase(s.token);
         retry(s, "the request to " + node + " was lost");
         changed = true;
       }
@@ -961,7 +1041,7 @@ public:
     if (n.dead)
       return;
     n.dead = true;
-    n.inflight = 0;
+    n.reads.clear();
     n.done.clear();
     n.reset_collect();
     spdlog::warn("report {}: worker {} failed ({}); re-dispatching its partitions", a_.id, node,
@@ -989,10 +1069,11 @@ public:
     }
   }
 
-  void on_call_error(const std::string& node, uint32_t id, uint64_t token, caf::error& err) {
+  void on_call_error(const std::string& node, const std::vector<uint32_t>& ids, uint64_t token,
+                     caf::error& err) {
     if (finished_)
       return;
-    if (current(node, id, token) == nullptr && nodes_[node].dead)
+    if (live(node, ids, token).empty() && nodes_[node].dead)
       return;
     node_failed(node, describe(err));
     pump();
@@ -1400,16 +1481,42 @@ public:
       rep->expires = steady::now() + std::chrono::milliseconds{ms} + std::chrono::seconds{60};
     }
     auto p = task.getPartition();
-    auto dup = rep->pending.find(p.getId());
+    std::vector<partition> run{partition{p.getId(), p.getLo(), p.getHi()}};
+    auto more = task.getMore();
+    if (more.size() >= max_partitions)
+      return worker_error(make_error(report_errc::invalid_argument, "too many partitions"));
+    for (auto m : more)
+      run.push_back(partition{m.getId(), m.getLo(), m.getHi()});
+    if (!adjacent_run(run))
+      return worker_error(make_error(report_errc::invalid_argument,
+                                     "partitions of one read must be adjacent"));
+    auto dup = rep->pending.find(run.front().id);
     if (dup != rep->pending.end()) {
       // Already queued or being read here: answer with that read's result, never read twice.
       dup->second.push_back(self_->make_response_promise());
       return caf::delegated<std::string>{};
     }
-    rep->pending[p.getId()];
+    // Partitions another request queued or reads here stay with that read (the coordinator's
+    // check of the partial's partition ids catches one that then fails).
+    uint32_t busy = run.front().id;
+    for (auto& x : run)
+      if (rep->pending.count(x.id)) {
+        busy = x.id;
+        break;
+      }
+    run.erase(std::remove_if(run.begin(), run.end(),
+                             [&](const partition& x) { return rep->pending.count(x.id) > 0; }),
+              run.end());
+    if (run.empty()) {
+      // All of it is being read already: answer with one of those reads.
+      rep->pending[busy].push_back(self_->make_response_promise());
+      return caf::delegated<std::string>{};
+    }
+    for (auto& x : run)
+      rep->pending[x.id];
     auto job = std::make_shared<read_job>();
     job->report = rep;
-    job->part = partition{p.getId(), p.getLo(), p.getHi()};
+    job->run = std::move(run);
     return enqueue(std::move(job));
   }
 
@@ -1450,18 +1557,21 @@ public:
       st_->queue.pop_front();
       auto promise = next.promise;
       auto rep = next.job->report;
-      auto part = next.job->collect ? -1 : static_cast<int64_t>(next.job->part.id);
+      std::vector<uint32_t> ids;
+      if (!next.job->collect)
+        for (auto& x : next.job->run)
+          ids.push_back(x.id);
       // Every promise waiting on this read (duplicates included) gets its result.
-      auto answer = [rep, part, promise](const std::string& bytes) mutable {
+      auto answer = [rep, ids, promise](const std::string& bytes) mutable {
         promise.deliver(bytes);
-        if (part < 0)
-          return;
-        auto i = rep->pending.find(static_cast<uint32_t>(part));
-        if (i == rep->pending.end())
-          return;
-        for (auto& p : i->second)
-          p.deliver(bytes);
-        rep->pending.erase(i);
+        for (auto id : ids) {
+          auto i = rep->pending.find(id);
+          if (i == rep->pending.end())
+            continue;
+          for (auto& p : i->second)
+            p.deliver(bytes);
+          rep->pending.erase(i);
+        }
       };
       self_->request(reader, caf::infinite, read_atom::value, std::move(next.job))
         .then(
@@ -1490,8 +1600,10 @@ public:
       if (q->job->report == rep) {
         q->promise.deliver(cancelled);
         if (!q->job->collect) {
-          auto w = rep->pending.find(q->job->part.id);
-          if (w != rep->pending.end()) {
+          for (auto& x : q->job->run) {
+            auto w = rep->pending.find(x.id);
+            if (w == rep->pending.end())
+              continue;
             for (auto& p : w->second)
               p.deliver(cancelled);
             rep->pending.erase(w);

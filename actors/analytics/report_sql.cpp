@@ -787,9 +787,32 @@ caf::expected<std::string> export_snapshot(pg_connection& pg) {
   return *r->rows[0][0];
 }
 
+bool adjacent_run(const std::vector<partition>& run) {
+  if (run.empty())
+    return false;
+  std::set<uint32_t> ids;
+  for (size_t i = 0; i < run.size(); ++i) {
+    if (!ids.insert(run[i].id).second || run[i].lo >= run[i].hi)
+      return false;
+    if (i > 0 && run[i].lo != run[i - 1].hi)
+      return false;
+  }
+  return true;
+}
+
 caf::expected<uint64_t> read_partition(pg_connection& pg, const report_plan& plan,
                                        const partition& part, agg_table& out,
                                        const std::atomic<bool>* stop) {
+  return read_run(pg, plan, std::vector<partition>{part}, out, stop);
+}
+
+caf::expected<uint64_t> read_run(pg_connection& pg, const report_plan& plan,
+                                 const std::vector<partition>& run, agg_table& out,
+                                 const std::atomic<bool>* stop) {
+  if (!adjacent_run(run))
+    return make_error(report_errc::invalid_argument, "partitions of one read must be adjacent");
+  // One statement over the run's whole range: rows are counted once, whatever the split.
+  partition part{run.front().id, run.front().lo, run.back().hi};
   bool in_snapshot = !plan.snapshot.empty();
   if (in_snapshot) {
     // SET TRANSACTION SNAPSHOT takes no parameters: the id is checked to be hex and dashes.
@@ -803,6 +826,21 @@ caf::expected<uint64_t> read_partition(pg_connection& pg, const report_plan& pla
       (void) pg.query("ROLLBACK");
       return to_report_error(set.error());
     }
+    // PostgreSQL JIT-compiles a statement whose estimated cost passes jit_above_cost. A
+    // pushdown statement costs about run/partitions of the report's: it is compiled when the
+    // whole report, as one statement, would be (pushdown runs are large enough for the
+    // compilation to pay; pull reads single partitions and keeps PostgreSQL's own rule).
+    // Transaction-local; -1 (JIT off) stays.
+    if (plan.mode == read_mode::pushdown && plan.partitions > run.size()) {
+      auto jit = pg.query("SELECT set_config('jit_above_cost', (current_setting('jit_above_cost')"
+                          "::float8 * $1::int4 / $2::int4)::text, true)"
+                          " WHERE current_setting('jit_above_cost')::float8 > 0",
+                          {std::to_string(run.size()), std::to_string(plan.partitions)});
+      if (!jit) {
+        (void) pg.query("ROLLBACK");
+        return to_report_error(jit.error());
+      }
+    }
   }
   auto r = plan.mode == read_mode::pull ? read_pull(pg, plan, part, out, stop)
                                         : read_pushdown(pg, plan, part, out);
@@ -812,7 +850,8 @@ caf::expected<uint64_t> read_partition(pg_connection& pg, const report_plan& pla
       r = to_report_error(end.error());
   }
   if (r)
-    out.partitions().push_back(part.id);
+    for (auto& x : run)
+      out.partitions().push_back(x.id);
   return r;
 }
 

@@ -53,6 +53,10 @@ struct report_plan {
   /// A snapshot exported by the coordinator (pg_export_snapshot): every partition reads the
   /// table as of that one moment, so concurrent writes cannot make partitions disagree.
   std::string snapshot;
+  /// How many partitions the report was split into (0 = unknown). A partition's statement
+  /// is JIT-compiled when the whole report's would be: PostgreSQL's `jit_above_cost` is
+  /// divided by this within the partition's transaction.
+  uint32_t partitions = 0;
   table_spec spec() const;
 };
 
@@ -90,6 +94,18 @@ bool valid_snapshot_id(const std::string& s);
                                                      const report_plan& plan,
                                                      const partition& part, agg_table& out,
                                                      const std::atomic<bool>* stop = nullptr);
+
+/// Reads a run of adjacent partitions (each one's lo is the previous one's hi) as one
+/// statement and records every id in `out`. Errors: INVALID_ARGUMENT for an empty or
+/// non-adjacent run, else as `read_partition`.
+[[nodiscard]] caf::expected<uint64_t> read_run(runtime::pg_connection& pg,
+                                               const report_plan& plan,
+                                               const std::vector<partition>& run, agg_table& out,
+                                               const std::atomic<bool>* stop = nullptr);
+
+/// True when `run` is non-empty, its ids distinct and each partition starts where the one
+/// before it ends.
+bool adjacent_run(const std::vector<partition>& run);
 
 /// The whole report as one SQL statement (the ground truth of tests and benchmarks), into a
 /// table whose final values equal the distributed answer.

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -277,10 +278,9 @@ public:
     nodes.clear();
     auto base = dir.str() + "/cluster" + std::to_string(++clusters_);
     std::filesystem::create_directories(base);
-    auto config = base + "/node.toml";
-    {
+    auto write_config = [&](const std::string& config, const std::string& dsn) {
       std::ofstream f{config};
-      f << extra_toml << "[analytics]\ndsn = " << toml_string(std::getenv("WHARF_PG_DSN"))
+      f << extra_toml << "[analytics]\ndsn = " << toml_string(dsn)
         << "\nreaders = 2\nlarge_result_rows = " << large_result_rows
         << "\ndefault_deadline_ms = 15000\nmax_attempts = 3\n";
       for (auto& [name, t] : reports_)
@@ -289,12 +289,21 @@ public:
           << "user_column = \"user_id\"\nfilter_columns = [\"event_type\", \"user_id\"]\n"
           << "group_by = [\"user_id\", \"event_type\"]\n"
           << "aggregates = [\"avg(value) AS avg_value\", \"count(id) AS event_count\"]\n";
-    }
+    };
+    auto config = base + "/node.toml";
+    write_config(config, std::getenv("WHARF_PG_DSN"));
     for (size_t i = 1; i <= n; ++i) {
       uint16_t seed = nodes.empty() ? 0 : nodes[0]->port().cluster;
       nodes.push_back(std::make_unique<node_process>("n" + std::to_string(i), base + "/data",
                                                      base, seed));
-      nodes.back()->start({"--config", config});
+      auto own = dsn_of.find(i);
+      if (own == dsn_of.end()) {
+        nodes.back()->start({"--config", config});
+      } else {
+        auto mine = base + "/node" + std::to_string(i) + ".toml";
+        write_config(mine, own->second);
+        nodes.back()->start({"--config", mine});
+      }
     }
     BOOST_REQUIRE_MESSAGE(eventually([&] { return all_alive_everywhere(); }),
                           "phase: forming a " << n << "-node cluster\n" << logs());
@@ -466,6 +475,7 @@ public:
   test::temp_dir dir{"wharf-analytics"};
   std::vector<std::unique_ptr<node_process>> nodes;
   uint64_t large_result_rows = 1000;
+  std::map<size_t, std::string> dsn_of; ///< node number -> its own DSN (else WHARF_PG_DSN)
 
 private:
   static json field(const json& j, const char* key) {
@@ -901,6 +911,81 @@ BOOST_AUTO_TEST_CASE(sigkill_of_a_worker_mid_report_still_gives_the_exact_answer
   auto d = diff(truth(plain), got);
   BOOST_TEST(d.empty(), "phase: rows after SIGKILL of n3: " << d);
   BOOST_TEST(node(1).log().find("worker n3 failed") != std::string::npos, node(1).log_tail());
+}
+
+// Pushdown hands each node a run of adjacent partitions as one statement. n3 reads as a role
+// whose rows sit behind a row-level-security gate (an advisory lock this test holds), so its
+// runs are stuck mid-statement, without any timing, when it is killed: they must be read
+// again by n1 and n2, and the answer stay exact.
+BOOST_AUTO_TEST_CASE(sigkill_of_a_worker_holding_pushdown_runs_still_gives_the_exact_answer) {
+  if (!pg)
+    return;
+  auto tag = "wharf_test_" + std::to_string(::getpid());
+  auto role = tag + "_gate";
+  auto gate = tag + "_gate_fn";
+  auto key = std::to_string(7000000000LL + ::getpid());
+  cleanup("DROP ROLE IF EXISTS " + sql_table(role));
+  cleanup("DROP FUNCTION IF EXISTS " + sql_table(gate) + "()");
+  auto t = table("gated");
+  load(t, 200000, 1000, 13);
+  exec("DROP ROLE IF EXISTS " + sql_table(role));
+  exec("CREATE ROLE " + sql_table(role) + " LOGIN PASSWORD 'gate'");
+  exec("GRANT SELECT ON " + sql_table(t) + " TO " + sql_table(role));
+  exec("CREATE FUNCTION " + sql_table(gate) + "() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$"
+       " BEGIN PERFORM pg_advisory_lock_shared(" + key + "); PERFORM pg_advisory_unlock_shared("
+       + key + "); RETURN true; END $$");
+  exec("ALTER TABLE " + sql_table(t) + " ENABLE ROW LEVEL SECURITY");
+  exec("CREATE POLICY gate ON " + sql_table(t) + " FOR SELECT TO " + sql_table(role) + " USING ("
+       + sql_table(gate) + "())");
+  exec("SELECT pg_advisory_lock(" + key + ")");
+  cleanup("SELECT pg_advisory_unlock_all()");
+  std::string dsn = std::getenv("WHARF_PG_DSN");
+  bool uri = dsn.rfind("postgres", 0) == 0 && dsn.find("://") != std::string::npos;
+  dsn_of[3] = dsn + (uri ? (dsn.find('?') == std::string::npos ? "?" : "&") : " ")
+              + "user=" + role + (uri ? "&" : " ") + "password=gate";
+  define("gated_report", t);
+  start();
+  dsn_of.clear();
+  report_request r;
+  r.report = "gated_report";
+  r.mode = "pushdown";
+  r.partitions = 12; // 6 readers in the cluster: runs of two partitions
+  r.async = true;
+  auto sub = post(1, r);
+  BOOST_REQUIRE_MESSAGE(sub.status == 202 && !sub.str("report_id").empty(),
+                        "phase: submit: " << sub.brief());
+  auto id = sub.str("report_id");
+  auto waiting = [&] {
+    return std::stoll(scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND "
+                             "wait_event = 'advisory'",
+                             {role}));
+  };
+  BOOST_REQUIRE_MESSAGE(eventually([&] { return waiting() >= 1; }),
+                        "phase: n3's statements never reached the gate\n" << activity() << logs());
+  auto st = status(1, id);
+  BOOST_REQUIRE_MESSAGE(st.status == 202 && st.num("partitions_done") < st.num("partitions"),
+                        "phase: the report must wait for n3's gated runs: " << st.brief());
+  node(3).signal(SIGKILL);
+  BOOST_REQUIRE(node(3).wait() == 128 + SIGKILL);
+  BOOST_REQUIRE_MESSAGE(eventually([&] {
+                          st = status(1, id);
+                          return st.status != 202;
+                        },
+                                   60s),
+                        "phase: report " << id << " after SIGKILL of n3 never ended: "
+                                         << st.brief() << "\n" << logs());
+  BOOST_TEST_MESSAGE("SIGKILL of n3 holding gated pushdown runs; final: " << st.brief());
+  BOOST_REQUIRE_MESSAGE(st.status == 200, "phase: report after SIGKILL: " << st.brief() << "\n" << logs());
+  BOOST_TEST(st.num("retries") > 0u, st.brief());
+  BOOST_TEST(st.num("partitions_done") == st.num("partitions"), st.brief());
+  BOOST_TEST(waiting() >= 1, "the gate is still closed: n3's statements cannot have finished");
+  auto got = rows_of(1, st, 5000);
+  report_request plain = r;
+  plain.async = false;
+  auto d = diff(truth(plain), got);
+  BOOST_TEST(d.empty(), "phase: rows after SIGKILL of n3: " << d);
+  BOOST_TEST(node(1).log().find("worker n3 failed") != std::string::npos, node(1).log_tail());
+  exec("SELECT pg_advisory_unlock(" + key + ")");
 }
 
 // -- 5. deadline and cancel --
