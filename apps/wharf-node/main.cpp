@@ -20,8 +20,8 @@ int main(int argc, char** argv) {
   // partials, chunks, pages). Blocks up to 32 MiB (the most glibc allows a threshold) come from
   // malloc's arenas rather than a mapping of their own each (a fresh mapping faults in, zeroes
   // and charges every page); only a heap's top past 16 MiB is given back on free. The
-  // analytics service trims the arenas (malloc_trim) after 10 s without reports, so
-  // back-to-back reports reuse memory and an idle node gives it back.
+  // analytics service trims the arenas (malloc_trim) after `analytics.keep_memory_s`
+  // without reports, so back-to-back reports reuse memory and an idle node gives it back.
   if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 16 << 20) != 1)
     std::cerr << "wharf-node: warning: malloc settings refused; using glibc's defaults\n";
   runtime::node_config defaults;

@@ -80,7 +80,7 @@ struct reader {
       {"log", {"level"}},
       {"state", {"durability"}},
       {"analytics", {"dsn", "readers", "partitions", "large_result_rows", "default_deadline_ms",
-                     "max_attempts", "result_ttl_s"}},
+                     "max_attempts", "result_ttl_s", "keep_memory_s"}},
     };
     for (auto& [k, v] : root) {
       std::string section{k.str()};
@@ -301,6 +301,9 @@ caf::expected<node_config> parse_node_config(const std::string& toml_text,
   int64_t ttl = an.result_ttl.count();
   rd.integer("analytics", "result_ttl_s", 1, 30 * 24 * 3600, ttl);
   an.result_ttl = std::chrono::seconds{ttl};
+  int64_t keep = an.keep_memory.count();
+  rd.integer("analytics", "keep_memory_s", 0, 24 * 3600, keep);
+  an.keep_memory = std::chrono::seconds{keep};
   rd.reports(cfg.reports);
   if (rd.err)
     return rd.err;
@@ -358,7 +361,8 @@ std::string to_toml(const node_config& c) {
      << "\nlarge_result_rows = " << a.large_result_rows
      << "\ndefault_deadline_ms = " << a.default_deadline.count()
      << "\nmax_attempts = " << a.max_attempts << "\nresult_ttl_s = " << a.result_ttl.count()
-     << "\n";
+     << "\nkeep_memory_s = " << a.keep_memory.count()
+     << "  # freed report memory kept pooled after the last report\n";
   for (auto& r : c.reports) {
     os << "\n[[reports]]\nname = \"" << r.name << "\"\ntable = \"" << r.table
        << "\"\npartition_column = \"" << r.partition_column << "\"\ntime_column = \""

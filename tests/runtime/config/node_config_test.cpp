@@ -89,6 +89,17 @@ BOOST_AUTO_TEST_CASE(errors_name_the_key) {
   BOOST_TEST(error_of("[node]\nname = \n").find("node.toml:2") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(report_memory_keeping_is_read_and_bounded) {
+  BOOST_TEST(node_config{}.analytics.keep_memory.count() == 60);
+  auto cfg = parse_node_config("[analytics]\nkeep_memory_s = 0\n", "node.toml");
+  BOOST_REQUIRE_MESSAGE(cfg, wharf::test::why(cfg));
+  BOOST_TEST(cfg->analytics.keep_memory.count() == 0);
+  BOOST_TEST(error_of("[analytics]\nkeep_memory_s = -1\n").find("analytics.keep_memory_s")
+             != std::string::npos);
+  BOOST_TEST(error_of("[analytics]\nkeep_memory_s = \"1m\"\n").find("analytics.keep_memory_s")
+             != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(cross_field_rules_are_checked) {
   node_config cfg;
   cfg.failure_timeout = cfg.heartbeat_interval;
