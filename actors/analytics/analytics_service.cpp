@@ -254,8 +254,8 @@ private:
     static std::atomic<int64_t> s{60};
     return s;
   }
-  // Trims once reports have left the node quiet for `quiet` (as allocators that decay their
-  // free pages do): back-to-back reports reuse the memory, an idle node gives it back.
+  // Trims once reports have left the node quiet for keep() seconds (as allocators that decay
+  // their free pages do): back-to-back reports reuse the memory, an idle node gives it back.
   [[noreturn]] static void trim_loop() {
     uint64_t trimmed = 0, seen = 0;
     auto quiet_since = std::chrono::steady_clock::now();
@@ -280,6 +280,50 @@ private:
 };
 
 // -- worker side: a node's partial of one report --
+
+std::string done_reply(uint32_t id, uint64_t rows) {
+  capnp::MallocMessageBuilder mb;
+  auto d = mb.initRoot<rp::WorkerReply>().initDone();
+  d.setPartitionId(id);
+  d.setRowsRead(rows);
+  return message_bytes(mb);
+}
+
+// Rows read by a reader's reply, or nullopt when it is not a Done (an error).
+std::optional<uint64_t> done_rows(const std::string& bytes) {
+  try {
+    flat_reader rd{bytes};
+    if (!rd.ok())
+      return std::nullopt;
+    auto r = rd.get<rp::WorkerReply>();
+    if (!r.isDone())
+      return std::nullopt;
+    return r.getDone().getRowsRead();
+  } catch (const kj::Exception&) {
+    return std::nullopt;
+  }
+}
+
+// One read request of a coordinator: answered once every partition it names has been read
+// here — by its own read or by another request's (a coordinator re-sending a read it thinks
+// lost) — with the first failure's reply if any read failed. Service thread only.
+struct read_wait {
+  caf::response_promise promise;
+  std::set<uint32_t> left;
+  uint32_t first = 0;
+  uint64_t rows = 0;
+  std::string failure;
+
+  void resolve(uint32_t id, const std::string& reply, std::optional<uint64_t> rows_read) {
+    if (left.erase(id) == 0)
+      return;
+    if (!rows_read && failure.empty())
+      failure = reply;
+    rows += rows_read.value_or(0);
+    if (left.empty())
+      promise.deliver(failure.empty() ? done_reply(first, rows) : failure);
+  }
+};
 
 struct node_report {
   report_activity busy;
@@ -306,10 +350,23 @@ struct node_report {
   std::atomic<bool> stop{false};
   std::set<pg_connection*> active;
   steady::time_point expires;
-  // Service thread only: partitions queued or being read, with the promises of duplicate
-  // requests (a coordinator re-sending a read it thinks lost) that share the one read.
-  std::map<uint32_t, std::vector<caf::response_promise>> pending;
+  // Service thread only: partitions queued or being read here, with the requests waiting
+  // for them (each partition is read by one job at a time, whoever asks).
+  std::map<uint32_t, std::vector<std::shared_ptr<read_wait>>> pending;
 };
+
+// Partition `id` of `rep` was read (rows) or failed (nullopt): every request waiting on it
+// learns so, and it is no longer pending.
+void settle(node_report& rep, uint32_t id, const std::string& reply,
+            std::optional<uint64_t> rows) {
+  auto i = rep.pending.find(id);
+  if (i == rep.pending.end())
+    return;
+  auto waiting = std::move(i->second);
+  rep.pending.erase(i);
+  for (auto& w : waiting)
+    w->resolve(id, reply, rows);
+}
 
 struct read_job {
   std::shared_ptr<node_report> report;
@@ -326,14 +383,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<wharf::actors::read_job>)
 
 namespace wharf::actors {
 namespace {
-
-std::string done_reply(uint32_t id, uint64_t rows) {
-  capnp::MallocMessageBuilder mb;
-  auto d = mb.initRoot<rp::WorkerReply>().initDone();
-  d.setPartitionId(id);
-  d.setRowsRead(rows);
-  return message_bytes(mb);
-}
 
 std::string run_read(read_job& job, pg_pool& pool, size_t r) {
   auto& rep = *job.report;
@@ -932,6 +981,9 @@ public:
                             kj::str("malformed reply"));
       auto r = rd.get<rp::WorkerReply>();
       if (r.isDone()) {
+        // Rows reached a node thought idle (its collect may have begun): collect it again.
+        if (n.collect != worker_node::idle)
+          restart_collect();
         for (auto* s : run) {
           s->st = part_state::done;
           n.done.insert(s->p.id);
@@ -1002,26 +1054,34 @@ public:
       return;
     }
     bool changed = false;
+    std::set<uint64_t> touched;
     for (auto& s : parts_) {
       if (s.st != part_state::running || s.node != node || s.sent > asked - probe_after)
         continue;
       if (merged.count(s.p.id)) {
         // Read, but the answer was lost.
         s.st = part_state::done;
-        nodes_[node].reads.erase(s.token);
+        touched.insert(s.token);
         nodes_[node].done.insert(s.p.id);
         info_.done++;
         changed = true;
       } else if (!active.count(s.p.id)) {
         spdlog::warn("report {}: the read of partition {} never reached {}; sending it again",
                      a_.id, s.p.id, node);
-        nodes_[node].reads.erase(s.token);
+        touched.insert(s.token);
         retry(s, "the request to " + node + " was lost");
         changed = true;
       }
       if (finished_)
         return;
     }
+    // A read is over once none of its partitions waits for it any more (part of a run may
+    // still be read there: its reply is still to come).
+    for (auto token : touched)
+      if (std::none_of(parts_.begin(), parts_.end(), [&](const part_state& s) {
+            return s.st == part_state::running && s.node == node && s.token == token;
+          }))
+        nodes_[node].reads.erase(token);
     if (changed) {
       progress();
       pump();
@@ -1474,6 +1534,16 @@ public:
   }
 
   caf::result<std::string> read(rp::ReadTask::Reader task) {
+    auto p = task.getPartition();
+    std::vector<partition> run{partition{p.getId(), p.getLo(), p.getHi()}};
+    auto more = task.getMore();
+    if (more.size() >= max_partitions)
+      return worker_error(make_error(report_errc::invalid_argument, "too many partitions"));
+    for (auto m : more)
+      run.push_back(partition{m.getId(), m.getLo(), m.getHi()});
+    if (!adjacent_run(run))
+      return worker_error(make_error(report_errc::invalid_argument,
+                                     "partitions of one read must be adjacent"));
     auto id = str(task.getReportId());
     auto& rep = st_->partials[id];
     if (!rep) {
@@ -1487,44 +1557,34 @@ public:
       auto ms = std::max<uint32_t>(task.getDeadlineMs(), 1000);
       rep->expires = steady::now() + std::chrono::milliseconds{ms} + std::chrono::seconds{60};
     }
-    auto p = task.getPartition();
-    std::vector<partition> run{partition{p.getId(), p.getLo(), p.getHi()}};
-    auto more = task.getMore();
-    if (more.size() >= max_partitions)
-      return worker_error(make_error(report_errc::invalid_argument, "too many partitions"));
-    for (auto m : more)
-      run.push_back(partition{m.getId(), m.getLo(), m.getHi()});
-    if (!adjacent_run(run))
-      return worker_error(make_error(report_errc::invalid_argument,
-                                     "partitions of one read must be adjacent"));
-    auto dup = rep->pending.find(run.front().id);
-    if (dup != rep->pending.end()) {
-      // Already queued or being read here: answer with that read's result, never read twice.
-      dup->second.push_back(self_->make_response_promise());
-      return caf::delegated<std::string>{};
-    }
-    // Partitions another request queued or reads here stay with that read (the coordinator's
-    // check of the partial's partition ids catches one that then fails).
-    uint32_t busy = run.front().id;
-    for (auto& x : run)
-      if (rep->pending.count(x.id)) {
-        busy = x.id;
-        break;
+    // Partitions read here already need nothing; those another request queued or reads
+    // now are waited for, never read twice; the rest make this request's job.
+    auto wait = std::make_shared<read_wait>();
+    wait->first = run.front().id;
+    std::vector<partition> todo;
+    {
+      std::lock_guard<std::mutex> small{rep->small};
+      for (auto& x : run) {
+        if (rep->merged.count(x.id))
+          continue;
+        wait->left.insert(x.id);
+        if (!rep->pending.count(x.id))
+          todo.push_back(x);
       }
-    run.erase(std::remove_if(run.begin(), run.end(),
-                             [&](const partition& x) { return rep->pending.count(x.id) > 0; }),
-              run.end());
-    if (run.empty()) {
-      // All of it is being read already: answer with one of those reads.
-      rep->pending[busy].push_back(self_->make_response_promise());
-      return caf::delegated<std::string>{};
     }
-    for (auto& x : run)
-      rep->pending[x.id];
-    auto job = std::make_shared<read_job>();
-    job->report = rep;
-    job->run = std::move(run);
-    return enqueue(std::move(job));
+    if (wait->left.empty())
+      return done_reply(wait->first, 0);
+    wait->promise = self_->make_response_promise();
+    for (auto x : wait->left)
+      rep->pending[x].push_back(wait);
+    if (!todo.empty()) {
+      auto job = std::make_shared<read_job>();
+      job->report = rep;
+      job->run = std::move(todo);
+      st_->queue.push_back(pending_read{std::move(job), {}});
+      dispatch();
+    }
+    return caf::delegated<std::string>{};
   }
 
   caf::result<std::string> probe(const std::string& id) {
@@ -1564,20 +1624,24 @@ public:
       st_->queue.pop_front();
       auto promise = next.promise;
       auto rep = next.job->report;
+      bool collect = next.job->collect;
       std::vector<uint32_t> ids;
-      if (!next.job->collect)
+      if (!collect)
         for (auto& x : next.job->run)
           ids.push_back(x.id);
-      // Every promise waiting on this read (duplicates included) gets its result.
-      auto answer = [rep, ids, promise](const std::string& bytes) mutable {
-        promise.deliver(bytes);
+      // A collect answers its one request; a read resolves its partitions for every request
+      // waiting on them (its rows count once, with its first partition).
+      auto answer = [rep, ids, collect, promise](const std::string& bytes) mutable {
+        if (collect) {
+          promise.deliver(bytes);
+          return;
+        }
+        auto rows = done_rows(bytes);
         for (auto id : ids) {
-          auto i = rep->pending.find(id);
-          if (i == rep->pending.end())
-            continue;
-          for (auto& p : i->second)
-            p.deliver(bytes);
-          rep->pending.erase(i);
+          auto counted = rows;
+          if (rows && id != ids.front())
+            counted = 0;
+          settle(*rep, id, bytes, counted);
         }
       };
       self_->request(reader, caf::infinite, read_atom::value, std::move(next.job))
@@ -1605,17 +1669,11 @@ public:
     auto cancelled = worker_error(make_error(report_errc::cancelled, "report released"));
     for (auto q = st_->queue.begin(); q != st_->queue.end();) {
       if (q->job->report == rep) {
-        q->promise.deliver(cancelled);
-        if (!q->job->collect) {
-          for (auto& x : q->job->run) {
-            auto w = rep->pending.find(x.id);
-            if (w == rep->pending.end())
-              continue;
-            for (auto& p : w->second)
-              p.deliver(cancelled);
-            rep->pending.erase(w);
-          }
-        }
+        if (q->job->collect)
+          q->promise.deliver(cancelled);
+        else
+          for (auto& x : q->job->run)
+            settle(*rep, x.id, cancelled, std::nullopt);
         q = st_->queue.erase(q);
       } else {
         ++q;
