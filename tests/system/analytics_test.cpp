@@ -471,6 +471,37 @@ public:
     return a;
   }
 
+  /// SIGKILLs n3 while report `id` (submitted to n1) runs and waits for the report to end;
+  /// returns its final status, required to be done.
+  http_answer kill_n3_until_done(const std::string& id) {
+    node(3).signal(SIGKILL);
+    BOOST_REQUIRE(node(3).wait() == 128 + SIGKILL);
+    http_answer st;
+    BOOST_REQUIRE_MESSAGE(eventually([&] {
+                            st = status(1, id);
+                            return st.status != 202;
+                          },
+                                     60s),
+                          "phase: report " << id << " after SIGKILL of n3 never ended: "
+                                           << st.brief() << "\n" << logs());
+    BOOST_TEST_MESSAGE("SIGKILL of n3; final: " << st.brief());
+    BOOST_REQUIRE_MESSAGE(st.status == 200,
+                          "phase: report after SIGKILL: " << st.brief() << "\n" << logs());
+    return st;
+  }
+
+  /// After kill_n3_until_done: every partition read, rows equal to the single statement's,
+  /// and n1 saw n3 fail.
+  void expect_exact_after_kill(const report_request& r, const http_answer& st) {
+    BOOST_TEST(st.num("partitions_done") == st.num("partitions"), st.brief());
+    auto got = rows_of(1, st, 5000);
+    report_request plain = r;
+    plain.async = false;
+    auto d = diff(truth(plain), got);
+    BOOST_TEST(d.empty(), "phase: rows after SIGKILL of n3: " << d);
+    BOOST_TEST(node(1).log().find("worker n3 failed") != std::string::npos, node(1).log_tail());
+  }
+
   std::unique_ptr<runtime::pg_connection> pg;
   test::temp_dir dir{"wharf-analytics"};
   std::vector<std::unique_ptr<node_process>> nodes;
@@ -887,30 +918,13 @@ BOOST_AUTO_TEST_CASE(sigkill_of_a_worker_mid_report_still_gives_the_exact_answer
                         "phase: the report ended before the SIGKILL could land; make it longer "
                         "(rows, partitions): " << st.brief());
   auto done_at_kill = st.num("partitions_done");
-  node(3).signal(SIGKILL);
-  BOOST_REQUIRE(node(3).wait() == 128 + SIGKILL);
-  BOOST_REQUIRE_MESSAGE(eventually([&] {
-                          st = status(1, id);
-                          return st.status != 202;
-                        },
-                                   60s),
-                        "phase: report " << id << " after SIGKILL of n3 never ended: "
-                                         << st.brief() << "\n" << logs());
-  BOOST_TEST_MESSAGE("SIGKILL of n3 at " << done_at_kill << "/" << st.num("partitions")
-                     << " partitions; final: " << st.brief());
-  BOOST_REQUIRE_MESSAGE(st.status == 200, "phase: report after SIGKILL: " << st.brief() << "\n" << logs());
+  st = kill_n3_until_done(id);
   BOOST_TEST(st.num("retries") > 0u,
              "n3 was killed at " << done_at_kill << "/" << st.num("partitions")
                                  << " partitions, yet no partition was re-run: either the "
                                     "report finished before the kill landed (make it longer) or "
                                     "n3's lost work went unnoticed; " << st.brief());
-  BOOST_TEST(st.num("partitions_done") == st.num("partitions"), st.brief());
-  auto got = rows_of(1, st, 5000);
-  report_request plain = r;
-  plain.async = false;
-  auto d = diff(truth(plain), got);
-  BOOST_TEST(d.empty(), "phase: rows after SIGKILL of n3: " << d);
-  BOOST_TEST(node(1).log().find("worker n3 failed") != std::string::npos, node(1).log_tail());
+  expect_exact_after_kill(r, st);
 }
 
 // Pushdown hands each node a run of adjacent partitions as one statement. n3's sessions take
@@ -968,27 +982,11 @@ BOOST_AUTO_TEST_CASE(sigkill_of_a_worker_holding_pushdown_runs_still_gives_the_e
   auto st = status(1, id);
   BOOST_REQUIRE_MESSAGE(st.status == 202 && st.num("partitions_done") < st.num("partitions"),
                         "phase: the report must wait for n3's gated runs: " << st.brief());
-  node(3).signal(SIGKILL);
-  BOOST_REQUIRE(node(3).wait() == 128 + SIGKILL);
-  BOOST_REQUIRE_MESSAGE(eventually([&] {
-                          st = status(1, id);
-                          return st.status != 202;
-                        },
-                                   60s),
-                        "phase: report " << id << " after SIGKILL of n3 never ended: "
-                                         << st.brief() << "\n" << logs());
-  BOOST_TEST_MESSAGE("SIGKILL of n3 holding gated pushdown runs; final: " << st.brief());
-  BOOST_REQUIRE_MESSAGE(st.status == 200, "phase: report after SIGKILL: " << st.brief() << "\n" << logs());
-  // n3 held two runs of two partitions: all four are read again (one at a time, 2 would
-  // mean single-partition reads).
+  st = kill_n3_until_done(id);
+  // n3 held two runs of two partitions: all four are read again (single-partition reads
+  // would have given two).
   BOOST_TEST(st.num("retries") >= 4u, st.brief());
-  BOOST_TEST(st.num("partitions_done") == st.num("partitions"), st.brief());
-  auto got = rows_of(1, st, 5000);
-  report_request plain = r;
-  plain.async = false;
-  auto d = diff(truth(plain), got);
-  BOOST_TEST(d.empty(), "phase: rows after SIGKILL of n3: " << d);
-  BOOST_TEST(node(1).log().find("worker n3 failed") != std::string::npos, node(1).log_tail());
+  expect_exact_after_kill(r, st);
   exec("SELECT pg_advisory_unlock(" + key + ")");
 }
 
