@@ -910,20 +910,10 @@ public:
       ids.push_back(s->p.id);
     }
     nodes_[node].reads.insert(token);
-    capnp::MallocMessageBuilder mb;
-    auto task = mb.initRoot<rp::WorkerCall>().initRead();
-    write_plan(task, *plan_);
-    auto set = [](auto b, const partition& p) {
-      b.setId(p.id);
-      b.setLo(p.lo);
-      b.setHi(p.hi);
-    };
-    set(task.initPartition(), run.front()->p);
-    auto more = task.initMore(static_cast<unsigned>(run.size() - 1));
-    for (unsigned i = 0; i < more.size(); ++i)
-      set(more[i], run[i + 1]->p);
-    task.setDeadlineMs(static_cast<uint32_t>(a_.deadline.count()));
-    call(node, message_bytes(mb),
+    std::vector<partition> parts;
+    for (auto* s : run)
+      parts.push_back(s->p);
+    call(node, encode_read_call(*plan_, parts, static_cast<uint32_t>(a_.deadline.count())),
          [this, node, ids, token](std::string& bytes) { on_read(node, ids, token, bytes); },
          [this, node, ids, token](caf::error& err) { on_call_error(node, ids, token, err); });
   }
@@ -2162,6 +2152,25 @@ caf::error check_reports(const node_config& cfg) {
       return make_error(runtime_errc::bad_config, message_of(def.error()));
   }
   return caf::none;
+}
+
+std::string encode_read_call(const report_plan& plan, const std::vector<partition>& run,
+                             uint32_t deadline_ms) {
+  capnp::MallocMessageBuilder mb;
+  auto task = mb.initRoot<rp::WorkerCall>().initRead();
+  write_plan(task, plan);
+  auto set = [](auto b, const partition& p) {
+    b.setId(p.id);
+    b.setLo(p.lo);
+    b.setHi(p.hi);
+  };
+  if (!run.empty())
+    set(task.initPartition(), run.front());
+  auto more = task.initMore(run.empty() ? 0 : static_cast<unsigned>(run.size() - 1));
+  for (unsigned i = 0; i < more.size(); ++i)
+    set(more[i], run[i + 1]);
+  task.setDeadlineMs(deadline_ms);
+  return message_bytes(mb);
 }
 
 child_spec analytics_child(const node_config& cfg) {

@@ -8,15 +8,20 @@
 #include <cstdlib>
 #include <unistd.h>
 
+#include <deque>
+
 #include <boost/test/unit_test.hpp>
+#include <caf/all.hpp>
 
 #include "actors/analytics/agg_table.hpp"
+#include "actors/analytics/analytics_service.hpp"
 #include "protocols/analytics.capnp.h"
 #include "protocols/capnp_io.hpp"
 #include "actors/analytics/datagen.hpp"
 #include "actors/analytics/report_def.hpp"
 #include "actors/analytics/report_sql.hpp"
 #include "runtime/config/node_config.hpp"
+#include "runtime/core/types.hpp"
 #include "runtime/pg/pg_connection.hpp"
 #include "tests/support/expect.hpp"
 #include "tests/support/pg_test.hpp"
@@ -738,6 +743,110 @@ BOOST_AUTO_TEST_CASE(packed_chunk_keys_are_checked) {
   for (size_t i = 0; i < 3; ++i)
     BOOST_TEST(p3.keys[i] == sorted.keys[i]);
   BOOST_TEST(p3.counts == sorted.counts);
+}
+
+// A node's analytics service as the coordinator sees it: read requests (runs of adjacent
+// partitions) that overlap — a request inside another's run, one overlapping its end, one
+// for partitions read already — are all answered Done, every partition is read exactly once
+// (the collected partial equals the single statement), and a run that is not adjacent is
+// refused.
+BOOST_FIXTURE_TEST_CASE(a_node_reads_each_partition_once_whatever_requests_overlap,
+                        engine_fixture) {
+  if (!pg)
+    return;
+  namespace rp = wharf::reports;
+  auto p = plan(def(), params("2025-01-01", "2025-12-31 23:59:59"), read_mode::pushdown);
+  p.report_id = "overlap-" + std::to_string(::getpid());
+  auto parts = plan_partitions(*pg, p, 8);
+  BOOST_REQUIRE_MESSAGE(parts, test::why(parts));
+  BOOST_REQUIRE_EQUAL(parts->size(), 8u);
+  p.partitions = 8;
+
+  caf::actor_system_config cfg;
+  runtime::add_types(cfg);
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  runtime::node_config node;
+  node.analytics.dsn = std::getenv("WHARF_PG_DSN");
+  node.analytics.readers = 2;
+  auto spec = analytics_child(node);
+  runtime::child_context ctx{"services/analytics", caf::actor{}, nullptr};
+  auto parent = sys.spawn([spec, ctx](caf::event_based_actor* me) -> caf::behavior {
+    auto child = spec.start(*me, ctx);
+    return {[child](caf::get_atom) { return child; }};
+  });
+  caf::scoped_actor self{sys};
+  caf::actor service;
+  self->request(parent, caf::infinite, caf::get_atom::value)
+    .receive([&](caf::actor& a) { service = a; },
+             [&](caf::error& e) { BOOST_FAIL("no service: " << sys.render(e)); });
+
+  auto run = [&](size_t from, size_t to) {
+    return std::vector<partition>(parts->begin() + static_cast<std::ptrdiff_t>(from),
+                                  parts->begin() + static_cast<std::ptrdiff_t>(to));
+  };
+  auto ask = [&](const std::vector<partition>& r) {
+    return self->request(service, caf::infinite, runtime::call_atom::value,
+                         encode_read_call(p, r, 60000));
+  };
+  // The reply's kind ("done" or the error code).
+  auto answer = [&](auto& h) {
+    std::string out = "no answer";
+    h.receive(
+      [&](std::string& bytes) {
+        protocols::flat_reader rd{bytes};
+        BOOST_REQUIRE(rd.ok());
+        auto r = rd.get<rp::WorkerReply>();
+        out = r.isDone()    ? std::string("done")
+              : r.isError() ? std::string(r.getError().getCode().cStr()) + ": "
+                                + r.getError().getMessage().cStr()
+                            : std::string("unexpected reply");
+      },
+      [&](caf::error& e) { out = sys.render(e); });
+    return out;
+  };
+  {
+    // Sent together: the service takes them in order, so 1 and 2..3 are pending when the
+    // later requests arrive.
+    auto a = ask(run(0, 3));
+    auto b = ask(run(1, 2));
+    auto c = ask(run(2, 4));
+    BOOST_TEST(answer(a) == "done");
+    BOOST_TEST(answer(b) == "done");
+    BOOST_TEST(answer(c) == "done");
+  }
+  auto d = ask(run(4, 8));
+  BOOST_TEST(answer(d) == "done");
+  auto again = ask(run(0, 2));
+  BOOST_TEST(answer(again) == "done");
+  auto gap = ask({(*parts)[5], (*parts)[7]});
+  BOOST_TEST(answer(gap).rfind("INVALID_ARGUMENT: partitions of one read must be adjacent", 0)
+             == 0u);
+
+  // Collect the node's partial, as the coordinator pages through it.
+  sorted_partial got{p.spec()};
+  std::deque<std::string> chunks;
+  uint64_t total = 0;
+  std::vector<uint32_t> seen;
+  do {
+    capnp::MallocMessageBuilder mb;
+    auto call = mb.initRoot<rp::WorkerCall>().initCollect();
+    call.setReportId(p.report_id);
+    call.setOffset(got.size());
+    call.setLimit(500);
+    self->request(service, caf::infinite, runtime::call_atom::value, protocols::message_bytes(mb))
+      .receive([&](std::string& bytes) { chunks.push_back(std::move(bytes)); },
+               [&](caf::error& e) { BOOST_FAIL("collect: " << sys.render(e)); });
+    auto info = append_chunk(got, chunks.back());
+    BOOST_REQUIRE_MESSAGE(info, test::why(info));
+    BOOST_REQUIRE(info->groups > 0u);
+    total = info->total_groups;
+    seen = info->partitions;
+  } while (got.size() < total);
+  std::sort(seen.begin(), seen.end());
+  BOOST_TEST(seen == (std::vector<uint32_t>{0, 1, 2, 3, 4, 5, 6, 7}));
+  check_equal(final_rows(got), truth(p));
+  self->send_exit(parent, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
