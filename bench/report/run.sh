@@ -18,7 +18,8 @@
 # (2) `wharf datagen user_events --rows N` unless the table already holds N rows (--reload:
 # always, with --replace), then VACUUM (FREEZE, ANALYZE) so no contender pays for hint bits;
 # (3) a 3-node cluster: deploy/cluster.sh up 3 --base-port P --config node.toml, the file
-# holding [analytics] dsn and the [[reports]] entry events_by_type; (4) R rounds, each running
+# holding [analytics] dsn and the [[reports]] entry events_by_type, and one untimed wharf
+# report (the cluster's start-up, left out as Dask's LocalCluster start-up is); (4) R rounds, each running
 # every contender once in turn (interleaved, so drift hits all alike); the median of each is
 # reported (before each run: `sync` and one second's pause, so no contender pays for the
 # previous one's pending writeback); (5) every answer is checked against the single SQL
@@ -47,6 +48,8 @@
 #                         (default 900)
 #   WHARF_BASE_PORT       n1's cluster port; n1's RPC port is +1 (default 9700)
 #   WHARF_BENCH_DASK=0    skip the Dask contenders
+#   WHARF_BENCH_KEEP_LOGS=DIR  copy the nodes' logs there at the end, with timeline.csv
+#                         (round, contender, start and end in UTC) to match them against
 #   WHARF_PYTHON          Python that sees Debian's dask packages (default /usr/bin/python3)
 #
 # Output: human lines plus `name,run,value,unit` lines (run = 1..R or median; ratios as
@@ -105,6 +108,12 @@ pg_bin="${WHARF_PG_BIN:-/usr/lib/postgresql/15/bin}"
 py="${WHARF_PYTHON:-/usr/bin/python3}"
 want_dask="${WHARF_BENCH_DASK:-1}"
 run_timeout="${WHARF_BENCH_TIMEOUT:-900}"
+keep_logs="${WHARF_BENCH_KEEP_LOGS:-}"
+if [ -n "$keep_logs" ]; then
+  mkdir -p "$keep_logs" && keep_logs="$(cd "$keep_logs" && pwd)" ||
+    usage_error "WHARF_BENCH_KEEP_LOGS: cannot use '$keep_logs' as a directory"
+  : >"$keep_logs/timeline.csv"
+fi
 { is_uint "$repeat" && [ "$repeat" -ge 1 ]; } || usage_error "WHARF_BENCH_REPEAT must be a positive whole number, got '$repeat'"
 { is_uint "$base_port" && [ "$base_port" -ge 1 ] && [ "$base_port" -le 65500 ]; } ||
   usage_error "WHARF_BASE_PORT must be a port number, got '$base_port'"
@@ -144,6 +153,10 @@ pg_dir=""
 # shellcheck disable=SC2317  # invoked through the EXIT trap
 cleanup() {
   local rc=$?
+  if [ -n "$keep_logs" ] && [ -d "$work_dir/logs" ]; then
+    cp "$work_dir"/logs/*.log "$keep_logs"/ 2>/dev/null ||
+      echo "bench/report/run.sh: warning: could not copy the node logs to $keep_logs" >&2
+  fi
   if [ "$cluster_up" = 1 ]; then
     "$repo_dir/deploy/cluster.sh" down --dir "$work_dir" >/dev/null 2>&1 ||
       echo "bench/report/run.sh: warning: cluster.sh down failed; check $work_dir/pids" >&2
@@ -367,6 +380,20 @@ check_answer() {
 declare -A times
 fmt_s() { awk -v d="$1" 'BEGIN { printf "%.3f", d / 1e9 }'; }
 
+# One untimed report first: the cluster's start-up (pool connections to PostgreSQL, first
+# touch of the nodes' report memory) stays out of the figures, as Dask's LocalCluster
+# start-up does.
+if [ $report_ok = 1 ]; then
+  banner "warm-up: one untimed wharf report (cluster start-up)"
+  t0=$(now_ns)
+  wharf_report user_behavior_report pull "$work_dir/warmup.csv" >"$err_dir/warmup.stdout" \
+    2>"$err_dir/warmup.stderr" || {
+    cat "$err_dir/warmup.stderr" >&2
+    die "the warm-up report failed"
+  }
+  echo "warm-up report: $(fmt_s $(($(now_ns) - t0))) s (not counted)"
+fi
+
 banner "$repeat round(s) of ${#order[@]} contenders; N = $rows rows, $in_window in the window"
 echo "# bench/report $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, build $build_dir (${build_type:-unknown}), PostgreSQL $shown_dsn"
 for ((r = 1; r <= repeat; r++)); do
@@ -379,6 +406,7 @@ for ((r = 1; r <= repeat; r++)); do
     sync
     sleep 1
     t0=$(now_ns)
+    started="$(date -u +%H:%M:%S.%3N)"
     rc=0
     run_contender "$name" "$out" "$err_dir/$name.stdout" 2>"$err_dir/$name.stderr" || rc=$?
     if [ $rc -ne 0 ]; then
@@ -398,6 +426,7 @@ for ((r = 1; r <= repeat; r++)); do
       die "${label[$name]} failed with exit code $rc (round $r)"
     fi
     t1=$(now_ns)
+    [ -z "$keep_logs" ] || echo "$r,$name,$started,$(date -u +%H:%M:%S.%3N)" >>"$keep_logs/timeline.csv"
     wall=$((t1 - t0))
     if [[ "$name" == *dask ]]; then
       # Dask's own figure excludes LocalCluster start-up and shutdown; keep the wall clock too.
