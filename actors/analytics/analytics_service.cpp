@@ -224,7 +224,7 @@ std::string worker_error(const caf::error& err) {
 // pages). wharf-node keeps those in malloc's arenas while reports run (fresh pages from the
 // kernel cost a fault, a zeroing and a cgroup charge each: a fifth of the coordinator's CPU
 // when every large block was mapped on its own), and this hands the free memory back once no
-// report has been active here for `analytics.keep_memory_s` (default 60 s; a report that
+// report has been active here for `analytics.keep_memory_s` (default 300 s; a report that
 // starts on trimmed memory pays its faults again: ~7 % of a 10M-row report here): a helper
 // thread looks every second.
 class report_activity {
@@ -251,7 +251,7 @@ private:
     return n;
   }
   static std::atomic<int64_t>& keep() {
-    static std::atomic<int64_t> s{60};
+    static std::atomic<int64_t> s{300};
     return s;
   }
   // Trims once reports have left the node quiet for keep() seconds (as allocators that decay

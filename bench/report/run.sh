@@ -50,6 +50,7 @@
 #   WHARF_BENCH_DASK=0    skip the Dask contenders
 #   WHARF_BENCH_KEEP_LOGS=DIR  copy the nodes' logs there at the end, with timeline.csv
 #                         (round, contender, start and end in UTC) to match them against
+#   WHARF_BENCH_LOG_LEVEL the nodes' log level (default info; debug logs each report's phases)
 #   WHARF_PYTHON          Python that sees Debian's dask packages (default /usr/bin/python3)
 #
 # Output: human lines plus `name,run,value,unit` lines (run = 1..R or median; ratios as
@@ -109,6 +110,10 @@ py="${WHARF_PYTHON:-/usr/bin/python3}"
 want_dask="${WHARF_BENCH_DASK:-1}"
 run_timeout="${WHARF_BENCH_TIMEOUT:-900}"
 keep_logs="${WHARF_BENCH_KEEP_LOGS:-}"
+log_level="${WHARF_BENCH_LOG_LEVEL:-info}"
+case "$log_level" in trace|debug|info|warn|error) ;; *)
+  usage_error "WHARF_BENCH_LOG_LEVEL must be trace, debug, info, warn or error, got '$log_level'" ;;
+esac
 if [ -n "$keep_logs" ]; then
   mkdir -p "$keep_logs" && keep_logs="$(cd "$keep_logs" && pwd)" ||
     usage_error "WHARF_BENCH_KEEP_LOGS: cannot use '$keep_logs' as a directory"
@@ -281,6 +286,8 @@ if [ $report_ok = 1 ]; then
   toml_dsn="${dsn//\\/\\\\}"
   toml_dsn="${toml_dsn//\"/\\\"}"
   cat >"$work_dir/node.toml" <<EOF
+[log]
+level = "$log_level"
 [analytics]
 dsn = "$toml_dsn"
 [[reports]]

@@ -56,7 +56,7 @@ struct analytics_config {
   std::chrono::seconds result_ttl{3600};
   /// Freed report memory stays pooled in malloc's arenas this long after the node's last
   /// report, then goes back to the system (malloc_trim); 0 = as soon as reports stop.
-  std::chrono::seconds keep_memory{60};
+  std::chrono::seconds keep_memory{300};
 };
 
 struct node_config {

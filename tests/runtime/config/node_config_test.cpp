@@ -90,7 +90,7 @@ BOOST_AUTO_TEST_CASE(errors_name_the_key) {
 }
 
 BOOST_AUTO_TEST_CASE(report_memory_keeping_is_read_and_bounded) {
-  BOOST_TEST(node_config{}.analytics.keep_memory.count() == 60);
+  BOOST_TEST(node_config{}.analytics.keep_memory.count() == 300);
   auto cfg = parse_node_config("[analytics]\nkeep_memory_s = 0\n", "node.toml");
   BOOST_REQUIRE_MESSAGE(cfg, wharf::test::why(cfg));
   BOOST_TEST(cfg->analytics.keep_memory.count() == 0);
