@@ -251,7 +251,7 @@ private:
     return n;
   }
   static std::atomic<int64_t>& keep() {
-    static std::atomic<int64_t> s{300};
+    static std::atomic<int64_t> s{runtime::analytics_config{}.keep_memory.count()};
     return s;
   }
   // Trims once reports have left the node quiet for keep() seconds (as allocators that decay
