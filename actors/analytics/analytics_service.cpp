@@ -221,7 +221,7 @@ std::string worker_error(const caf::error& err) {
 // -- memory --
 
 // Reports allocate and free hundreds of MB in big blocks (tables, sorted partials, chunks,
-// pages). wharf-node keeps those in malloc's arenas while reports run (fresh pages from the
+// pages). wharf-node keeps those in malloc's heap while reports run (fresh pages from the
 // kernel cost a fault, a zeroing and a cgroup charge each: a fifth of the coordinator's CPU
 // when every large block was mapped on its own), and this hands the free memory back once no
 // report has been active here for `analytics.keep_memory_s` (default 300 s; a report that

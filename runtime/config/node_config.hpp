@@ -54,7 +54,7 @@ struct analytics_config {
   std::chrono::milliseconds default_deadline{300000};
   size_t max_attempts = 3;          ///< per partition, across node failures and errors
   std::chrono::seconds result_ttl{3600};
-  /// Freed report memory stays pooled in malloc's arenas this long after the node's last
+  /// Freed report memory stays in malloc's heap this long after the node's last
   /// report, then goes back to the system (malloc_trim); 0 = as soon as reports stop.
   std::chrono::seconds keep_memory{300};
 };
