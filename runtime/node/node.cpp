@@ -117,7 +117,7 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
   // An idle scheduler worker spins briefly, then waits on its condition variable (a message
   // for it wakes it). CAF's default also polls every 50 us for 25 ms after each job before
   // waiting, which heartbeats and timers renew: an idle node spent ~3.5 % of a core on
-  // wake-ups, a node reading a report ~10 % of its CPU.
+  // wake-ups, a node reading a report ~13 % of its CPU time.
   acfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   acfg.set("logger.console-verbosity", caf::atom("quiet"));
   acfg.set("logger.file-verbosity", caf::atom("quiet"));
