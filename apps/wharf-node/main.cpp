@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   // `analytics.keep_memory_s` without reports.
   if (mallopt(M_ARENA_MAX, 1) != 1 || mallopt(M_MMAP_MAX, 0) != 1
       || mallopt(M_TRIM_THRESHOLD, -1) != 1)
-    std::cerr << "wharf-node: warning: malloc settings refused; using glibc's defaults\n";
+    std::cerr << "wharf-node: warning: malloc refused a setting (M_ARENA_MAX, M_MMAP_MAX or "
+                 "M_TRIM_THRESHOLD); reports may fault their memory in again\n";
   runtime::node_config defaults;
   CLI::App app{"wharf-node: one node of a wharf cluster (actors, state, RPC, HTTP).\n"
                "Settings come from --config FILE (TOML: [node] [cluster] [log] [state]); flags "
