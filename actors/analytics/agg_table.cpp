@@ -4,6 +4,8 @@
 #include <array>
 #include <cstring>
 
+#include <sys/mman.h>
+
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
@@ -101,11 +103,86 @@ constexpr uint64_t dense_max_bytes = uint64_t{256} << 20;
 constexpr size_t dense_max_dict = 1024;
 constexpr int64_t dense_first_span = 64;
 
-struct free_deleter {
-  void operator()(uint64_t* p) const { std::free(p); }
+// The dense table's cells. Rows hit them in random order, so with 4 KiB pages a table of
+// megabytes costs a TLB miss on most rows: a table of 2 MiB or more gets a mapping of its
+// own, 2 MiB aligned and advised as transparent huge pages (served on fault in Linux's
+// default "madvise" mode; where THP is off the advice changes nothing). Smaller tables come
+// from calloc. Either way the cells start zeroed.
+struct cells_deleter {
+  size_t mapped = 0; // bytes of the mapping, 0 for calloc's
+  void operator()(uint64_t* p) const {
+    if (mapped)
+      ::munmap(p, mapped);
+    else
+      std::free(p);
+  }
 };
+using cells_ptr = std::unique_ptr<uint64_t[], cells_deleter>;
+
+constexpr size_t huge_page = size_t{2} << 20;
+
+cells_ptr zeroed_cells(size_t words) {
+  size_t bytes = words * 8;
+  if (bytes < huge_page)
+    return cells_ptr{static_cast<uint64_t*>(std::calloc(std::max<size_t>(words, 1), 8))};
+  size_t len = (bytes + huge_page - 1) / huge_page * huge_page;
+  void* raw = ::mmap(nullptr, len + huge_page, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED)
+    return cells_ptr{};
+  // Keep the aligned middle: only 2 MiB aligned ranges can be backed by huge pages.
+  auto at = reinterpret_cast<uintptr_t>(raw);
+  auto aligned = (at + huge_page - 1) & ~(uintptr_t{huge_page} - 1);
+  if (aligned > at)
+    ::munmap(raw, aligned - at);
+  if (auto tail = at + len + huge_page - (aligned + len); tail > 0)
+    ::munmap(reinterpret_cast<void*>(aligned + len), tail);
+  auto* p = reinterpret_cast<void*>(aligned);
+  (void) ::madvise(p, len, MADV_HUGEPAGE);
+  return cells_ptr{static_cast<uint64_t*>(p), cells_deleter{len}};
+}
 
 const char null_field[4] = {'\xff', '\xff', '\xff', '\xff'};
+
+// A field of at most 16 bytes (a short text with its length prefix: the usual dictionary
+// value, an event type or a status) is told apart by its length and its first and last 8
+// bytes (4 when shorter than 8), which together cover every byte: a dictionary lookup then
+// compares three words instead of hashing and comparing bytes.
+struct packed_field {
+  uint64_t a = 0, b = 0;
+  uint32_t n = 0;
+  bool operator==(const packed_field& o) const { return a == o.a && b == o.b && n == o.n; }
+};
+
+constexpr uint32_t long_field = ~uint32_t{0};
+
+inline bool pack(std::string_view f, packed_field& out) {
+  auto n = f.size();
+  const char* p = f.data();
+  if (n > 16)
+    return false;
+  if (n >= 8) {
+    std::memcpy(&out.a, p, 8);
+    std::memcpy(&out.b, p + n - 8, 8);
+  } else if (n >= 4) {
+    uint32_t x, y;
+    std::memcpy(&x, p, 4);
+    std::memcpy(&y, p + n - 4, 4);
+    out.a = x;
+    out.b = y;
+  } else {
+    out.a = 0;
+    out.b = 0;
+    std::memcpy(&out.a, p, n);
+  }
+  out.n = static_cast<uint32_t>(n);
+  return true;
+}
+
+inline uint64_t packed_hash(const packed_field& k) {
+  uint64_t h = k.a * 0x9E3779B97F4A7C15ull + k.b * 0xC2B2AE3D27D4EB4Full + k.n;
+  return h ^ (h >> 32);
+}
 
 } // namespace
 
@@ -116,6 +193,7 @@ struct agg_table::dense_part {
     uint64_t span = 0;
     int32_t width = 0;               // byte length of the integers (2, 4, 8); 0 until one came
     std::vector<std::string> values; // dictionary: each value's field bytes (length prefix too)
+    std::vector<packed_field> packed; // the same values packed (n = long_field past 16 bytes)
     uint64_t capacity = 0;
     std::vector<uint32_t> slots; // open addressing over `values`: code + 1, 0 = free
 
@@ -127,11 +205,14 @@ struct agg_table::dense_part {
         if (slots.empty())
           return -1;
         auto mask = slots.size() - 1;
-        for (auto i = XXH3_64bits(field.data(), field.size()) & mask;; i = (i + 1) & mask) {
+        packed_field k;
+        if (!pack(field, k))
+          return long_code(field);
+        for (auto i = packed_hash(k) & mask;; i = (i + 1) & mask) {
           auto s = slots[i];
           if (s == 0)
             return -1;
-          if (values[s - 1] == field)
+          if (packed[s - 1] == k)
             return s - 1;
         }
       }
@@ -168,6 +249,9 @@ struct agg_table::dense_part {
         if (values.size() >= dense_max_dict)
           return false;
         values.emplace_back(field);
+        packed.emplace_back();
+        if (!pack(field, packed.back()))
+          packed.back().n = long_field;
         if (values.size() > capacity) {
           capacity = std::max<uint64_t>(4, capacity * 2);
           slots.assign(capacity * 4, 0);
@@ -221,9 +305,24 @@ struct agg_table::dense_part {
     }
 
   private:
+    // A dictionary value past 16 bytes: hashed and compared byte by byte (out of line: the
+    // rows' usual path through `code` stays short).
+    __attribute__((noinline)) int64_t long_code(std::string_view field) const {
+      auto mask = slots.size() - 1;
+      for (auto i = XXH3_64bits(field.data(), field.size()) & mask;; i = (i + 1) & mask) {
+        auto s = slots[i];
+        if (s == 0)
+          return -1;
+        if (values[s - 1] == field)
+          return s - 1;
+      }
+    }
+
     void insert_slot(size_t c) {
       auto mask = slots.size() - 1;
-      auto i = XXH3_64bits(values[c].data(), values[c].size()) & mask;
+      auto& v = values[c];
+      auto i = (packed[c].n != long_field ? packed_hash(packed[c]) : XXH3_64bits(v.data(), v.size()))
+               & mask;
       while (slots[i] != 0)
         i = (i + 1) & mask;
       slots[i] = static_cast<uint32_t>(c + 1);
@@ -233,7 +332,7 @@ struct agg_table::dense_part {
   std::vector<column> cols;
   std::vector<uint64_t> stride;
   uint64_t cells = 0;
-  std::unique_ptr<uint64_t[], free_deleter> data;
+  cells_ptr data;
   std::vector<uint64_t> present;
   size_t groups = 0;
 
@@ -269,9 +368,7 @@ struct agg_table::dense_part {
     }
     if (n > dense_max_cells || n * std::max<size_t>(words, 1) * 8 > dense_max_bytes)
       return false;
-    // calloc: pages of a large block come zeroed from the kernel, untouched cells cost nothing.
-    std::unique_ptr<uint64_t[], free_deleter> next_data{
-      static_cast<uint64_t*>(std::calloc(n * std::max<size_t>(words, 1), 8))};
+    auto next_data = zeroed_cells(n * std::max<size_t>(words, 1));
     if (!next_data)
       return false;
     std::vector<uint64_t> next_present((n + 63) / 64, 0);

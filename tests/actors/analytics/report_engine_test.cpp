@@ -572,7 +572,13 @@ BOOST_AUTO_TEST_CASE(dense_tables_match_hashed_tables) {
                   {agg_fn::count, agg_fn::avg, agg_fn::min, agg_fn::max}};
   twin_tables t{spec};
   std::mt19937_64 rng{11};
-  const std::vector<std::string> texts{"", "a", "page_view", "page_view_long", "zz", "\xff"};
+  // Short texts are looked up by their packed length and first and last bytes: the same
+  // ends with another middle, at every packing width (4 to 7, 8 to 16 bytes with the length
+  // prefix) and just past it (17 bytes, hashed), must stay apart.
+  const std::vector<std::string> texts{"",         "a",          "page_view",    "page_view_long",
+                                       "zz",       "\xff",       "abc",          "aXc",
+                                       "abcdefgh", "abcdXfgh",    "abcdefghijkl", "abcdefXhijkl",
+                                       "abcdefghi", "abcdefghijklm", "abcdefgXijklm"};
   const std::vector<double> floats{std::nan(""), -0.0, 0.0, 1.5, -HUGE_VAL};
   auto row = [&](int64_t id, bool nullable = true) {
     std::string k;
