@@ -1474,6 +1474,15 @@ struct service_state {
   std::deque<pending_read> queue;
   std::map<std::string, std::shared_ptr<node_report>> partials;
   std::map<std::string, report_entry> reports;
+  // Results stored by an earlier run of this service (before a node or actor restart): the
+  // time they expire at and their page count. Their age was not stored, so each gets one
+  // more `result_ttl` from the moment it is found.
+  struct leftover {
+    steady::time_point expires;
+    uint64_t pages = 0;
+  };
+  std::map<std::string, leftover> leftovers;
+  enum { not_yet, searching, adopted } adoption = not_yet; // the store searched for leftovers
   std::mt19937_64 rng{std::random_device{}()};
 };
 
@@ -2046,6 +2055,18 @@ public:
 
   void on_tick() {
     auto now = steady::now();
+    if (st_->adoption == service_state::not_yet) {
+      st_->adoption = service_state::searching;
+      adopt_stored_results();
+    }
+    for (auto i = st_->leftovers.begin(); i != st_->leftovers.end();) {
+      if (now > i->second.expires) {
+        drop_stored(i->first, i->second.pages);
+        i = st_->leftovers.erase(i);
+      } else {
+        ++i;
+      }
+    }
     for (auto i = st_->partials.begin(); i != st_->partials.end();) {
       if (now > i->second->expires) {
         spdlog::warn("analytics: dropping the partial of report {} (its coordinator never "
@@ -2069,6 +2090,70 @@ public:
       }
     }
     self_->delayed_send(self_, std::chrono::seconds{10}, tick_atom::value);
+  }
+
+  // Finds the results an earlier run of this service stored and gives each one more
+  // `result_ttl` (then on_tick drops them): without this they would stay on disk for good
+  // once the node restarted.
+  void adopt_stored_results() {
+    auto parent = result_path("");
+    self_->request(st_->ctx.root, std::chrono::seconds{10}, whereis_atom::value,
+                   std::string{store_path})
+      .then(
+        [this, parent](caf::actor& store) {
+          self_->request(store, std::chrono::seconds{60}, list_atom::value, parent)
+            .then(
+              [this, store, parent](std::vector<std::string>& paths) {
+                st_->adoption = service_state::adopted;
+                size_t found = 0;
+                for (auto& path : paths) {
+                  auto id = path.substr(parent.size());
+                  if (st_->reports.count(id) || st_->leftovers.count(id))
+                    continue; // stored by this run
+                  ++found;
+                  adopt(store, id);
+                }
+                if (found > 0)
+                  spdlog::info("analytics: stored results from an earlier run: {} (they expire "
+                               "in {} s)",
+                               found, st_->cfg.analytics.result_ttl.count());
+              },
+              [this](caf::error& err) {
+                st_->adoption = service_state::not_yet; // again at the next tick
+                spdlog::warn("analytics: cannot list stored results: {}", describe(err));
+              });
+        },
+        [this](caf::error& err) {
+          st_->adoption = service_state::not_yet;
+          spdlog::warn("analytics: no state store to list stored results: {}", describe(err));
+        });
+  }
+
+  void adopt(const caf::actor& store, const std::string& id) {
+    self_->request(store, std::chrono::seconds{60}, restore_atom::value, result_path(id),
+                   std::string{"meta"})
+      .then(
+        [this, id](bool found, std::string& meta) {
+          if (st_->reports.count(id))
+            return;
+          uint64_t pages = 0;
+          if (found) {
+            flat_reader rd{meta};
+            try {
+              if (rd.ok())
+                pages = (rd.get<rp::ResultPage>().getTotalRows() + page_rows - 1) / page_rows;
+            } catch (const kj::Exception&) {
+            }
+          }
+          if (pages == 0)
+            spdlog::warn("analytics: stored result {} has no readable meta; only its meta "
+                         "and first page will be dropped", id);
+          st_->leftovers[id] = {steady::now() + st_->cfg.analytics.result_ttl,
+                                std::max<uint64_t>(pages, 1)};
+        },
+        [id](caf::error& err) {
+          spdlog::warn("analytics: cannot read stored result {}: {}", id, describe(err));
+        });
   }
 
   void drop_stored(const std::string& id, uint64_t pages) {
@@ -2120,7 +2205,7 @@ caf::behavior service_impl(caf::event_based_actor* self, child_context ctx, node
   auto s = std::make_shared<service>(self, st);
   self->set_down_handler([s](caf::down_msg& dm) { s->on_down(dm); });
   register_as(self->system(), analytics_name, caf::actor_cast<caf::actor>(self));
-  self->delayed_send(self, std::chrono::seconds{10}, tick_atom::value);
+  self->send(self, tick_atom::value); // the first tick looks for results stored earlier
   spdlog::info("analytics: {} readers, reports: {}", cfg.analytics.readers, [&] {
     std::string out;
     for (auto& n : st->catalog.names())

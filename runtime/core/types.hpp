@@ -29,6 +29,7 @@ using whereis_atom = caf::atom_constant<caf::atom("whereis")>; ///< resolve an a
 using tick_atom = caf::atom_constant<caf::atom("tick")>;       ///< periodic timer
 using persist_atom = caf::atom_constant<caf::atom("persist")>; ///< durable write
 using restore_atom = caf::atom_constant<caf::atom("restore")>; ///< durable read
+using list_atom = caf::atom_constant<caf::atom("list")>;       ///< durable paths under a path
 using flush_atom = caf::atom_constant<caf::atom("flush")>;     ///< group-commit flush
 using stop_atom = caf::atom_constant<caf::atom("stop")>;       ///< ordered shutdown step
 using retry_atom = caf::atom_constant<caf::atom("retry")>;     ///< retry a failed child start

@@ -113,6 +113,31 @@ caf::expected<std::map<std::string, std::string>> kv_store::scan(column cf,
   return out;
 }
 
+caf::expected<std::vector<std::string>> kv_store::paths_under(column cf,
+                                                              const std::string& parent,
+                                                              size_t limit) {
+  std::vector<std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it{impl_->db->NewIterator(rocksdb::ReadOptions{},
+                                                               impl_->cf(cf))};
+  it->Seek(parent);
+  while (it->Valid() && out.size() < limit) {
+    auto k = it->key();
+    if (!k.starts_with(parent))
+      break;
+    std::string_view key{k.data(), k.size()};
+    auto end = key.find('\0', parent.size());
+    if (end == std::string_view::npos) { // not a state key
+      it->Next();
+      continue;
+    }
+    out.emplace_back(key.substr(0, end));
+    it->Seek(out.back() + '\x01'); // the next path: past "<path>\0..."
+  }
+  if (!it->status().ok())
+    return fail(it->status(), "scan failed");
+  return out;
+}
+
 const std::string& kv_store::dir() const noexcept {
   return impl_->dir;
 }

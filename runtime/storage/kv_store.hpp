@@ -54,6 +54,12 @@ public:
   [[nodiscard]] caf::expected<std::map<std::string, std::string>>
   scan(column cf, const std::string& prefix);
 
+  /// The state paths with keys under `parent` — every P starting with `parent` that has a key
+  /// P + '\0' + ... (see state_prefix) — in key order, at most `limit` of them. Reads one
+  /// key a path: it seeks past the rest of each path's keys.
+  [[nodiscard]] caf::expected<std::vector<std::string>>
+  paths_under(column cf, const std::string& parent, size_t limit);
+
   /// The directory this store lives in.
   const std::string& dir() const noexcept;
 

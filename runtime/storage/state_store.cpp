@@ -16,6 +16,8 @@ namespace {
 
 using string_map = std::map<std::string, std::string>;
 
+constexpr size_t max_listed_paths = 100000;
+
 void add_ops(write_batch& wb, const std::string& path, const string_map& puts,
              const std::vector<std::string>& dels) {
   auto prefix = state_prefix(path);
@@ -110,6 +112,15 @@ caf::behavior state_store_impl(caf::event_based_actor* self, std::shared_ptr<kv_
       if (!*x)
         return {false, std::string{}};
       return {true, std::move(**x)};
+    },
+    [=](list_atom, const std::string& parent) -> caf::result<std::vector<std::string>> {
+      auto xs = store->paths_under(column::actor_state, parent, max_listed_paths);
+      if (!xs) {
+        spdlog::error("state store: listing paths under {} failed: {}", parent,
+                      describe(xs.error()));
+        return xs.error();
+      }
+      return std::move(*xs);
     },
     [=](probe_atom) -> uint64_t { return self->mailbox().size(); },
   };

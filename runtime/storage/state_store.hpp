@@ -8,6 +8,8 @@
 ///     -> `ok_atom` once the batch is durable per the durability mode; error `storage_failure`.
 /// - `(restore_atom, path)` -> `std::map<string,string>` (empty when nothing was stored).
 /// - `(restore_atom, path, key)` -> `(bool found, std::string value)`: one key only.
+/// - `(list_atom, parent)` -> `std::vector<std::string>`: the paths under `parent` (a path
+///     prefix) that hold state, at most 100,000.
 /// - `(probe_atom)` -> `uint64_t` mailbox size.
 /// Other actors find it by its tree path (`whereis system/store` through the root).
 

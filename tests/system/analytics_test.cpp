@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -278,11 +279,12 @@ public:
     nodes.clear();
     auto base = dir.str() + "/cluster" + std::to_string(++clusters_);
     std::filesystem::create_directories(base);
-    auto write_config = [&](const std::string& config, const std::string& dsn) {
+    extra_toml_ = extra_toml;
+    auto write_config = [this](const std::string& config, const std::string& dsn) {
       std::ofstream f{config};
-      f << extra_toml << "[analytics]\ndsn = " << toml_string(dsn)
+      f << extra_toml_ << "[analytics]\ndsn = " << toml_string(dsn)
         << "\nreaders = 2\nlarge_result_rows = " << large_result_rows
-        << "\ndefault_deadline_ms = 15000\nmax_attempts = 3\n";
+        << "\ndefault_deadline_ms = 15000\nmax_attempts = 3\n" << analytics_toml;
       for (auto& [name, t] : reports_)
         f << "\n[[reports]]\nname = " << toml_string(name) << "\ntable = " << toml_string(t)
           << "\npartition_column = \"id\"\ntime_column = \"event_timestamp\"\n"
@@ -292,6 +294,8 @@ public:
     };
     auto config = base + "/node.toml";
     write_config(config, std::getenv("WHARF_PG_DSN"));
+    rewrite_config_ = [write_config, config] { write_config(config, std::getenv("WHARF_PG_DSN")); };
+    config_ = config;
     for (size_t i = 1; i <= n; ++i) {
       uint16_t seed = nodes.empty() ? 0 : nodes[0]->port().cluster;
       nodes.push_back(std::make_unique<node_process>("n" + std::to_string(i), base + "/data",
@@ -310,6 +314,18 @@ public:
   }
 
   node_process& node(size_t i) { return *nodes.at(i - 1); }
+
+  /// Stops node `i` with SIGTERM and starts it again (same data directory) on the config as
+  /// written now (after a change to `analytics_toml`); returns once it serves HTTP again.
+  /// For clusters whose nodes all use the shared config.
+  void restart(size_t i) {
+    node(i).signal(SIGTERM);
+    BOOST_REQUIRE_MESSAGE(node(i).wait() == 0, "phase: SIGTERM of n" << i << "\n" << logs());
+    rewrite_config_();
+    node(i).start({"--config", config_});
+    BOOST_REQUIRE_MESSAGE(eventually([&] { return test::http_get(node(i).port().http, "/health") == 200; }),
+                          "phase: n" << i << " after its restart\n" << logs());
+  }
 
   /// The pool sessions in PostgreSQL right now (for failure messages).
   std::string activity() {
@@ -506,9 +522,14 @@ public:
   test::temp_dir dir{"wharf-analytics"};
   std::vector<std::unique_ptr<node_process>> nodes;
   uint64_t large_result_rows = 1000;
+  std::string analytics_toml; ///< more `[analytics]` settings ("key = value\n" lines)
   std::map<size_t, std::string> dsn_of; ///< node number -> its own DSN (else WHARF_PG_DSN)
 
 private:
+  std::function<void()> rewrite_config_;
+  std::string config_;
+  std::string extra_toml_;
+
   static json field(const json& j, const char* key) {
     return j.is_object() && j.contains(key) ? j.at(key) : json{};
   }
@@ -1146,6 +1167,42 @@ BOOST_AUTO_TEST_CASE(postgres_errors_reach_the_caller_with_their_sqlstate) {
   exec("UPDATE " + sql_table(base) + " SET id = -777 WHERE id = 777");
   r.mode = "pull";
   expect_truth(1, r);
+}
+
+// -- 8. stored results --
+
+// A result stored by reference outlives a restart of its node, and the restarted node still
+// expires it: it finds the results an earlier run stored and gives each one more
+// result_ttl_s (their age was not stored).
+BOOST_AUTO_TEST_CASE(stored_results_survive_a_restart_and_still_expire) {
+  if (!pg)
+    return;
+  auto t = table("kept");
+  load(t, 8000, 400, 21); // ~2,700 groups: over large_result_rows, so stored
+  define("kept_report", t);
+  start(1);
+  report_request r;
+  r.report = "kept_report";
+  r.mode = "pull";
+  auto a = expect_truth(1, r);
+  auto ref = a.str("result_ref");
+  BOOST_REQUIRE_MESSAGE(!ref.empty(), "phase: a result over large_result_rows: " << a.brief());
+  auto rows_path = "/v1/reports/" + ref + "/rows?offset=0&limit=10";
+  // A restart with the default TTL (an hour): the result is still there.
+  restart(1);
+  auto p = http(1, "GET", rows_path);
+  BOOST_TEST(p.status == 200, "phase: GET " << rows_path << " after a restart: " << p.brief());
+  BOOST_TEST(p.num("total_rows") == a.num("total_rows"), p.brief());
+  // A restart with a TTL of 1 s: found at start-up, gone one tick (10 s) later.
+  analytics_toml = "result_ttl_s = 1\n";
+  restart(1);
+  BOOST_TEST(eventually([&] { return (p = http(1, "GET", rows_path)).status == 404; }, 60s),
+             "phase: GET " << rows_path << " never 404 after result_ttl_s = 1: " << p.brief()
+                           << "\n" << logs());
+  BOOST_TEST(p.str("error_code") == "NOT_FOUND", p.brief());
+  BOOST_TEST(node(1).log().find("stored results from an earlier run: 1 (they expire in 1 s)")
+               != std::string::npos,
+             node(1).log_tail());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -72,6 +72,30 @@ BOOST_AUTO_TEST_CASE(scan_does_not_leak_into_sibling_paths) {
   BOOST_TEST(xs->at("k") == "mine");
 }
 
+// paths_under lists each path holding state once (it seeks past the path's other keys),
+// stays under the parent, skips keys that are not state keys, and stops at the limit.
+BOOST_AUTO_TEST_CASE(paths_under_lists_each_state_path_once) {
+  test::temp_dir dir;
+  auto db = kv_store::open(dir.str());
+  BOOST_REQUIRE(db);
+  write_batch wb;
+  for (auto path : {"r/a", "r/b", "r/b/c", "r/bb", "s/x"})
+    for (auto key : {"meta", "page/00000000", "page/00000001"})
+      wb.put(column::actor_state, state_prefix(path) + key, std::string(path) + key);
+  wb.put(column::actor_state, "r/no-state-key", "x");
+  wb.put(column::actor_state, "r/zz-no-state-key", "x");
+  BOOST_REQUIRE(!(*db)->write(wb, true));
+  auto xs = (*db)->paths_under(column::actor_state, "r/", 100);
+  BOOST_REQUIRE(xs);
+  BOOST_TEST((*xs == std::vector<std::string>{"r/a", "r/b", "r/b/c", "r/bb"}));
+  auto two = (*db)->paths_under(column::actor_state, "r/", 2);
+  BOOST_REQUIRE(two);
+  BOOST_TEST((*two == std::vector<std::string>{"r/a", "r/b"}));
+  auto none = (*db)->paths_under(column::actor_state, "q/", 100);
+  BOOST_REQUIRE(none);
+  BOOST_TEST(none->empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_batch_applies_puts_and_deletes_together) {
   test::temp_dir dir;
   auto db = kv_store::open(dir.str());
