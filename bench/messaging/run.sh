@@ -6,7 +6,8 @@
 #    Cap'n Proto envelope vs CAF-native serialization, interleaved, median of R runs; every
 #    echo is checked), then stops the server.
 # 2. Starts one idle `wharf-node` (fresh temp data dir), waits for GET /health = 200, lets it
-#    idle, reads VmRSS/VmHWM from /proc/PID/status and stops it with SIGTERM.
+#    idle, reads VmRSS/VmHWM from /proc/PID/status and the CPU it used while idle (from
+#    /proc/PID/stat), and stops it with SIGTERM.
 # 3. Prints the goals with PASS/MISS: capnp within 10% of native (throughput >= 0.90x and
 #    p50 latency <= 1.10x, both payload sizes); idle node RSS < 64 MiB.
 #
@@ -179,8 +180,14 @@ for ((i = 0; ; i++)); do
   ((i < start_timeout * 10)) || die "wharf-node /health not 200 after ${start_timeout}s (last: $code)"
   sleep 0.1
 done
+# CPU ticks (user + system) the node spends over its idle window: heartbeats and timers only.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+ticks0="$(cpu_ticks "$node_pid")"
+idle_t0=$(date +%s%N)
 sleep "$idle_seconds"
 kill -0 "$node_pid" 2>/dev/null || die "wharf-node died while idle"
+ticks1="$(cpu_ticks "$node_pid")"
+idle_t1=$(date +%s%N)
 rss_kib="$(awk '/^VmRSS:/ {print $2}' "/proc/$node_pid/status")"
 hwm_kib="$(awk '/^VmHWM:/ {print $2}' "/proc/$node_pid/status")"
 [[ -n "$rss_kib" && -n "$hwm_kib" ]] || die "cannot read VmRSS/VmHWM of pid $node_pid"
@@ -189,8 +196,12 @@ node_rc="$stop_status"
 node_pid=""
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 echo "idle node RSS: $(mib "$rss_kib") MiB, peak (VmHWM) $(mib "$hwm_kib") MiB after ${idle_seconds}s idle (goal < 64 MiB)"
+idle_cpu_pct="$(awk -v d=$((ticks1 - ticks0)) -v hz="$(getconf CLK_TCK)" -v ns=$((idle_t1 - idle_t0)) \
+  'BEGIN { printf "%.2f", 100 * d / hz / (ns / 1e9) }')"
+echo "idle node CPU: $idle_cpu_pct % of a core over ${idle_seconds}s idle ($((ticks1 - ticks0)) ticks)"
 echo "idle_node_rss,1,$rss_kib,KiB"
 echo "idle_node_hwm,1,$hwm_kib,KiB"
+echo "idle_node_cpu,1,$idle_cpu_pct,percent"
 if [[ "$node_rc" != 0 ]]; then
   cat "$work_dir/node.log" >&2
   die "wharf-node did not stop cleanly on SIGTERM (exit $node_rc)"
