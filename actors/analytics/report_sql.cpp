@@ -156,11 +156,26 @@ std::string where_sql(const report_plan& p, binder& bind, const partition* part)
   return out;
 }
 
+// A column's value spelled so that values SQL calls equal are equal bytes: GROUP BY and
+// DISTINCT fold -0 into 0, every NaN into one group and 1.0 into 1.00, while the nodes
+// compare the bytes they receive (abs(-0) is 0, 'NaN' is one NaN, trim_scale drops
+// trailing zeros).
+std::string canonical_sql(const report_plan& p, const std::string& column) {
+  auto col = q(column);
+  auto type = type_of(p, column);
+  if (type == "double precision" || type == "real")
+    return "CASE WHEN " + col + " = 0 THEN abs(" + col + ") WHEN " + col
+           + " = 'NaN' THEN 'NaN' ELSE " + col + " END";
+  if (type == "numeric")
+    return "trim_scale(" + col + ")";
+  return col;
+}
+
 std::string key_sql(const report_plan& p) {
   std::string out;
   for (size_t k = 0; k < p.def.group_by.size(); ++k) {
-    auto col = q(p.def.group_by[k]);
-    out += (k ? ", " : "") + (p.key_as_text[k] ? "(" + col + ")::text" : col);
+    auto key = canonical_sql(p, p.def.group_by[k]);
+    out += (k ? ", " : "") + (p.key_as_text[k] ? "(" + key + ")::text" : key);
   }
   return out;
 }
@@ -191,8 +206,9 @@ pull_inputs inputs_of(const report_plan& p) {
       in.of_agg.push_back(-1);
       continue;
     }
-    auto e = (a.fn == agg_fn::count || a.fn == agg_fn::count_distinct) ? q(a.column)
-                                                                        : float_input(a);
+    auto e = a.fn == agg_fn::count            ? q(a.column)
+             : a.fn == agg_fn::count_distinct ? canonical_sql(p, a.column)
+                                              : float_input(a);
     auto it = std::find(in.exprs.begin(), in.exprs.end(), e);
     if (it == in.exprs.end()) {
       in.exprs.push_back(e);
