@@ -71,6 +71,14 @@ namespace {
 
 const std::set<uint32_t> integer_oids{20, 21, 23};
 const std::set<uint32_t> numeric_oids{20, 21, 23, 700, 701, 1700};
+const std::set<uint32_t> text_oids{25, 1043, 1042, 19}; // text, varchar, char(n), name
+// Types whose values SQL calls equal are equal bytes (or are made so by canonical_sql):
+// integers, floats, numeric, bool, the text types, "char", date, time, timetz, timestamp,
+// timestamptz, interval, uuid, bytea, inet, cidr, macaddr, macaddr8, bit, varbit, oid, money.
+const std::set<uint32_t> byte_exact_oids{20,   21,   23,   700,  701,  1700, 16,  25,   1043,
+                                         1042, 19,   18,   1082, 1083, 1266, 1114, 1184, 1186,
+                                         2950, 17,   869,  650,  829,  774,  1560, 1562, 26,
+                                         790};
 
 std::string q(const std::string& ident) {
   return pg_connection::quote_identifier(ident);
@@ -157,9 +165,10 @@ std::string where_sql(const report_plan& p, binder& bind, const partition* part)
 }
 
 // A column's value spelled so that values SQL calls equal are equal bytes: GROUP BY and
-// DISTINCT fold -0 into 0, every NaN into one group and 1.0 into 1.00, while the nodes
-// compare the bytes they receive (abs(-0) is 0, 'NaN' is one NaN, trim_scale drops
-// trailing zeros).
+// DISTINCT fold -0 into 0, every NaN into one group, 1.0 into 1.00 and '1 day' into
+// '24 hours', while the nodes compare the bytes they receive (abs(-0) is 0, 'NaN' is one
+// NaN, trim_scale drops trailing zeros, justify_interval spells a span one way).
+// groups_by_bytes() admits only types this makes exact.
 std::string canonical_sql(const report_plan& p, const std::string& column) {
   auto col = q(column);
   auto type = type_of(p, column);
@@ -168,6 +177,8 @@ std::string canonical_sql(const report_plan& p, const std::string& column) {
            + " = 'NaN' THEN 'NaN' ELSE " + col + " END";
   if (type == "numeric")
     return "trim_scale(" + col + ")";
+  if (type == "interval")
+    return "justify_interval(" + col + ")";
   return col;
 }
 
@@ -570,6 +581,64 @@ caf::expected<uint64_t> read_pull(pg_connection& pg, const report_plan& p, const
   return agg.rows();
 }
 
+// A column as the catalog describes it. Domains are resolved to their base type: values
+// travel, compare and cast as the base type's.
+struct column_info {
+  std::string type;          ///< format_type of the base type, without its modifier
+  uint32_t oid = 0;          ///< the base type
+  char typtype = 'b';        ///< of the base type: 'e' for an enum
+  bool not_null = false;
+  bool deterministic = true; ///< false for a nondeterministic (e.g. case-insensitive) collation
+};
+
+caf::expected<std::map<std::string, column_info>> catalog_columns(pg_connection& pg,
+                                                                  const std::string& table) {
+  // The type without its modifier: pull mode casts bound values with it, and a cast to
+  // varchar(20) or numeric(10,2) would truncate or round where pushdown's inferred type
+  // does not.
+  auto cols = pg.query(
+    "SELECT a.attname::text, format_type(b.oid, NULL), b.oid::int8, b.typtype::text,"
+    " a.attnotnull, coalesce((SELECT co.collisdeterministic FROM pg_collation co"
+    " WHERE co.oid = a.attcollation), true)"
+    " FROM pg_attribute a CROSS JOIN LATERAL ("
+    "WITH RECURSIVE r(t, depth) AS (SELECT a.atttypid, 0 UNION ALL"
+    " SELECT ty.typbasetype, r.depth + 1 FROM r JOIN pg_type ty ON ty.oid = r.t"
+    " WHERE ty.typtype = 'd' AND r.depth < 32)"
+    " SELECT ty.oid, ty.typtype FROM r JOIN pg_type ty ON ty.oid = r.t"
+    " ORDER BY r.depth DESC LIMIT 1) b"
+    " WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+    {q(table)});
+  if (!cols)
+    return to_report_error(cols.error());
+  std::map<std::string, column_info> out;
+  for (auto& row : cols->rows) {
+    column_info c;
+    c.type = row[1].value_or("text");
+    c.oid = static_cast<uint32_t>(std::stoul(row[2].value_or("0")));
+    c.typtype = row[3].value_or("b").empty() ? 'b' : row[3]->front();
+    c.not_null = row[4].value_or("f") == "t";
+    c.deterministic = row[5].value_or("t") == "t";
+    out[row[0].value_or("")] = std::move(c);
+  }
+  return out;
+}
+
+// Group keys and count_distinct inputs are compared as bytes on the nodes (in both modes:
+// pushdown merges partitions' groups by their bytes). A type whose equal values can differ
+// in bytes (jsonb 1.0 and 1.00, citext, arrays, ranges, a case-insensitive collation...)
+// would split a group PostgreSQL keeps whole, so it is refused rather than answered wrongly.
+caf::error groups_by_bytes(const report_def& d, const std::string& col, const column_info& c,
+                           const char* role) {
+  if ((byte_exact_oids.count(c.oid) || c.typtype == 'e') && c.deterministic)
+    return caf::none;
+  auto why = c.deterministic ? "type " + c.type + ", whose equal values can differ in bytes"
+                             : "a nondeterministic collation";
+  return make_error(report_errc::invalid_argument,
+                    "report " + d.name + ": cannot " + role + " column \"" + col + "\": it has "
+                      + why + ", so wharf could not group it exactly as PostgreSQL does; cast it"
+                      " in a view (e.g. to text) and report over the view");
+}
+
 } // namespace
 
 caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_params params,
@@ -580,38 +649,25 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
   p.def = std::move(def);
   p.params = std::move(params);
   auto& d = p.def;
-  // The type without its modifier: pull mode casts bound values with it, and a cast to
-  // varchar(20) or numeric(10,2) would truncate or round where pushdown's inferred type
-  // does not.
-  auto cols = pg.query("SELECT a.attname::text, format_type(a.atttypid, NULL),"
-                       " a.atttypid::int8, a.attnotnull FROM pg_attribute a WHERE a.attrelid = $1::regclass"
-                       " AND a.attnum > 0 AND NOT a.attisdropped",
-                       {q(d.table)});
+  auto cols = catalog_columns(pg, d.table);
   if (!cols)
-    return to_report_error(cols.error());
-  std::map<std::string, std::pair<std::string, uint32_t>> types;
-  std::set<std::string> not_null;
-  for (auto& row : cols->rows) {
-    types[row[0].value_or("")] = {row[1].value_or("text"),
-                                  static_cast<uint32_t>(std::stoul(row[2].value_or("0")))};
-    if (row[3].value_or("f") == "t")
-      not_null.insert(row[0].value_or(""));
-  }
+    return cols.error();
+  auto& types = *cols;
   auto need = [&](const std::string& col, const char* role) -> caf::error {
     auto i = types.find(col);
     if (i == types.end())
       return make_error(report_errc::invalid_argument,
                         "report " + d.name + ": " + role + " column \"" + col
                           + "\" does not exist in table " + d.table);
-    p.column_types[col] = i->second.first;
-    if (not_null.count(col))
+    p.column_types[col] = i->second.type;
+    if (i->second.not_null)
       p.not_null.insert(col);
     return caf::none;
   };
   if (!is_ctid(d)) {
     if (auto err = need(d.partition_column, "partition"))
       return err;
-    if (integer_oids.count(types[d.partition_column].second) == 0)
+    if (integer_oids.count(types[d.partition_column].oid) == 0)
       return make_error(report_errc::invalid_argument,
                         "report " + d.name + ": partition column " + d.partition_column
                           + " must be an integer column (or \"ctid\")");
@@ -628,7 +684,10 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
   for (auto& col : d.group_by) {
     if (auto err = need(col, "group-by"))
       return err;
-    auto oid = types[col].second;
+    auto& c = types[col];
+    if (auto err = groups_by_bytes(d, col, c, "group by"))
+      return err;
+    auto oid = c.oid;
     key_kind kind = key_kind::text;
     bool as_text = false;
     if (integer_oids.count(oid))
@@ -637,8 +696,8 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
       kind = key_kind::floating;
     else if (oid == 16)
       kind = key_kind::boolean;
-    else if (oid != 25 && oid != 1043 && oid != 1042 && oid != 19)
-      as_text = true; // timestamps, numerics, uuids, ...: their text form
+    else if (text_oids.count(oid) == 0)
+      as_text = true; // timestamps, numerics, uuids, enums...: their (canonical) text form
     p.key_kinds.push_back(kind);
     p.key_as_text.push_back(as_text);
   }
@@ -648,10 +707,13 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
       continue;
     if (auto err = need(a.column, "aggregate"))
       return err;
+    if (a.fn == agg_fn::count_distinct)
+      if (auto err = groups_by_bytes(d, a.column, types[a.column], "count_distinct of"))
+        return err;
     distinct |= a.fn == agg_fn::count_distinct;
     bool numeric_fn = a.fn == agg_fn::sum || a.fn == agg_fn::avg || a.fn == agg_fn::min
                       || a.fn == agg_fn::max;
-    if (numeric_fn && numeric_oids.count(types[a.column].second) == 0)
+    if (numeric_fn && numeric_oids.count(types[a.column].oid) == 0)
       return make_error(report_errc::invalid_argument,
                         "report " + d.name + ": " + to_string(a.fn) + "(" + a.column
                           + ") needs a numeric column");
@@ -720,21 +782,16 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
 }
 
 caf::expected<report_plan> local_types(pg_connection& pg, const report_plan& p) {
-  auto cols = pg.query("SELECT a.attname::text, format_type(a.atttypid, NULL) FROM pg_attribute a"
-                       " WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped",
-                       {q(p.def.table)});
-  if (!cols)
-    return to_report_error(cols.error());
-  std::map<std::string, std::string> types;
-  for (auto& row : cols->rows)
-    types[row[0].value_or("")] = row[1].value_or("text");
+  auto types = catalog_columns(pg, p.def.table);
+  if (!types)
+    return types.error();
   report_plan out = p;
   for (auto& [col, type] : out.column_types) {
-    auto i = types.find(col);
-    if (i == types.end())
+    auto i = types->find(col);
+    if (i == types->end())
       return make_error(report_errc::invalid_argument,
                         "column \"" + col + "\" does not exist in table " + p.def.table);
-    type = i->second;
+    type = i->second.type;
   }
   return out;
 }
