@@ -196,6 +196,13 @@ struct ReadTask {
   partitions @10 :UInt32;    # how many partitions the report has (0 = unknown): scales JIT
   more @11 :List(Partition); # pushdown: adjacent partitions after `partition`, read with it
                              # as one statement (each one's lo is the previous one's hi)
+  session @12 :List(Setting); # the coordinator's session settings every read applies
+}
+
+# A PostgreSQL setting (set_config name and value).
+struct Setting {
+  name @0 :Text;
+  value @1 :Text;
 }
 
 # Page through this node's merged partial (groups in a stable order).

@@ -157,6 +157,11 @@ void write_plan(rp::ReadTask::Builder b, const report_plan& p) {
   b.setMode(to_wire(p.mode));
   b.setSnapshot(text(p.snapshot));
   b.setPartitions(p.partitions);
+  auto ss = b.initSession(static_cast<unsigned>(p.session.size()));
+  for (unsigned k = 0; k < ss.size(); ++k) {
+    ss[k].setName(text(p.session[k].first));
+    ss[k].setValue(text(p.session[k].second));
+  }
 }
 
 caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
@@ -200,6 +205,15 @@ caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
   if (!p.snapshot.empty() && !valid_snapshot_id(p.snapshot))
     return make_error(report_errc::invalid_argument, "malformed snapshot id");
   p.partitions = std::min<uint32_t>(r.getPartitions(), max_partitions);
+  for (auto x : r.getSession()) {
+    // Values are bound parameters; names are checked so a plan cannot set anything else.
+    if (p.session.size() >= 8)
+      return make_error(report_errc::invalid_argument, "too many session settings");
+    if (!session_setting_allowed(str(x.getName())))
+      return make_error(report_errc::invalid_argument,
+                        "session setting not allowed: " + str(x.getName()));
+    p.session.emplace_back(str(x.getName()), str(x.getValue()));
+  }
   // A peer is trusted with the plan, but not with SQL: every column must be one the
   // definition names (identifiers are quoted anyway; values are bound).
   if (auto err = validate(p.def, p.params))

@@ -653,6 +653,18 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
   if (!cols)
     return cols.error();
   auto& types = *cols;
+  auto session = pg.query("SELECT current_setting('TimeZone'), current_setting('DateStyle'),"
+                          " current_setting('IntervalStyle'), current_setting('lc_monetary')");
+  if (!session)
+    return to_report_error(session.error());
+  if (session->rows.size() != 1 || session->rows[0].size() != 4)
+    return make_error(report_errc::internal, "session settings: unexpected answer");
+  auto& now = session->rows[0];
+  p.session = {{"TimeZone", now[0].value_or("UTC")},
+               {"DateStyle", now[1].value_or("ISO, MDY")},
+               {"IntervalStyle", now[2].value_or("postgres")},
+               {"lc_monetary", now[3].value_or("C")},
+               {"extra_float_digits", "1"}};
   auto need = [&](const std::string& col, const char* role) -> caf::error {
     auto i = types.find(col);
     if (i == types.end())
@@ -879,6 +891,12 @@ caf::expected<uint64_t> read_partition(pg_connection& pg, const report_plan& pla
   return read_run(pg, plan, std::vector<partition>{part}, out, stop);
 }
 
+bool session_setting_allowed(const std::string& name) {
+  static const std::set<std::string> allowed{"TimeZone", "DateStyle", "IntervalStyle",
+                                             "lc_monetary", "extra_float_digits"};
+  return allowed.count(name) > 0;
+}
+
 caf::expected<uint64_t> read_run(pg_connection& pg, const report_plan& plan,
                                  const std::vector<partition>& run, agg_table& out,
                                  const std::atomic<bool>* stop) {
@@ -887,18 +905,44 @@ caf::expected<uint64_t> read_run(pg_connection& pg, const report_plan& plan,
   // One statement over the run's whole range: rows are counted once, whatever the split.
   partition part{run.front().id, run.front().lo, run.back().hi};
   bool in_snapshot = !plan.snapshot.empty();
-  if (in_snapshot) {
-    // SET TRANSACTION SNAPSHOT takes no parameters: the id is checked to be hex and dashes.
-    if (!valid_snapshot_id(plan.snapshot))
-      return make_error(report_errc::invalid_argument, "malformed snapshot id");
+  bool in_tx = in_snapshot || !plan.session.empty();
+  if (in_snapshot && !valid_snapshot_id(plan.snapshot))
+    return make_error(report_errc::invalid_argument, "malformed snapshot id");
+  if (in_tx) {
     auto b = pg.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (!b)
       return to_report_error(b.error());
+  }
+  if (in_snapshot) {
+    // SET TRANSACTION SNAPSHOT takes no parameters: the id is checked to be hex and dashes.
     auto set = pg.query("SET TRANSACTION SNAPSHOT '" + plan.snapshot + "'");
     if (!set) {
       (void) pg.query("ROLLBACK");
       return to_report_error(set.error());
     }
+  }
+  if (!plan.session.empty()) {
+    // Transaction-local, names and values bound: the pooled session keeps its own defaults.
+    std::string sql = "SELECT ";
+    std::vector<std::string> values;
+    for (auto& [name, value] : plan.session) {
+      if (!session_setting_allowed(name)) {
+        (void) pg.query("ROLLBACK");
+        return make_error(report_errc::invalid_argument, "session setting not allowed: " + name);
+      }
+      sql += (values.empty() ? "" : ", ") + std::string("set_config($")
+             + std::to_string(values.size() + 1) + ", $" + std::to_string(values.size() + 2)
+             + ", true)";
+      values.push_back(name);
+      values.push_back(value);
+    }
+    auto set = pg.query(sql, values);
+    if (!set) {
+      (void) pg.query("ROLLBACK");
+      return to_report_error(set.error());
+    }
+  }
+  if (in_tx) {
     // PostgreSQL JIT-compiles a statement whose estimated cost passes jit_above_cost. A
     // pushdown statement costs about run/partitions of the report's: it is compiled when the
     // whole report, as one statement, would be (pushdown runs are large enough for the
@@ -917,7 +961,7 @@ caf::expected<uint64_t> read_run(pg_connection& pg, const report_plan& plan,
   }
   auto r = plan.mode == read_mode::pull ? read_pull(pg, plan, part, out, stop)
                                         : read_pushdown(pg, plan, part, out);
-  if (in_snapshot) {
+  if (in_tx) {
     auto end = pg.query(r ? "COMMIT" : "ROLLBACK");
     if (r && !end)
       r = to_report_error(end.error());

@@ -57,6 +57,12 @@ struct report_plan {
   /// is JIT-compiled when the whole report's would be: PostgreSQL's `jit_above_cost` is
   /// divided by this within the partition's transaction.
   uint32_t partitions = 0;
+  /// The coordinator's session settings that decide how values are parsed and spelled
+  /// (TimeZone, DateStyle, IntervalStyle, lc_monetary; extra_float_digits = 1 so floats
+  /// travel exactly), as (name, value): every read applies them in its transaction, so a
+  /// node whose sessions default differently (PGTZ, PGOPTIONS, a role's settings) still
+  /// reads the bare date '2025-03-01' and spells a timestamptz key as the coordinator does.
+  std::vector<std::pair<std::string, std::string>> session;
   table_spec spec() const;
 };
 
@@ -80,6 +86,9 @@ make_plan(runtime::pg_connection& pg, report_def def, report_params params, read
 /// `n` partitions. An empty table gives none.
 [[nodiscard]] caf::expected<std::vector<partition>>
 plan_partitions(runtime::pg_connection& pg, const report_plan& plan, size_t n);
+
+/// The settings a plan may carry in `session` (a peer's plan naming another is refused).
+bool session_setting_allowed(const std::string& name);
 
 /// True for a string shaped like a PostgreSQL snapshot id ("00000003-0000001B-1").
 bool valid_snapshot_id(const std::string& s);

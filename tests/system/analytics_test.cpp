@@ -528,6 +528,28 @@ public:
   std::string analytics_toml; ///< more `[analytics]` settings ("key = value\n" lines)
   std::map<size_t, std::string> dsn_of; ///< node number -> its own DSN (else WHARF_PG_DSN)
 
+  /// WHARF_PG_DSN with `options` (server settings, "-c name=value ...") for its sessions,
+  /// in URI or key/value form as the DSN is written.
+  static std::string dsn_with_options(const std::string& options) {
+    std::string dsn = std::getenv("WHARF_PG_DSN");
+    bool uri = dsn.rfind("postgres", 0) == 0 && dsn.find("://") != std::string::npos;
+    if (uri) {
+      std::string enc;
+      for (unsigned char ch : options) {
+        static const char hex[] = "0123456789ABCDEF";
+        if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.')
+          enc += static_cast<char>(ch);
+        else
+          enc += std::string("%") + hex[ch >> 4] + hex[ch & 15];
+      }
+      return dsn + (dsn.find('?') == std::string::npos ? "?" : "&") + "options=" + enc;
+    }
+    std::string quoted;
+    for (char ch : options)
+      quoted += ch == '\'' || ch == '\\' ? std::string("\\") + ch : std::string(1, ch);
+    return dsn + " options='" + quoted + "'";
+  }
+
 private:
   std::function<void()> rewrite_config_;
   std::string config_;
@@ -979,10 +1001,7 @@ BOOST_AUTO_TEST_CASE(sigkill_of_a_worker_holding_pushdown_runs_still_gives_the_e
   exec("SELECT pg_advisory_lock(" + key + ")");
   cleanup("SELECT pg_advisory_unlock_all()");
   // n3 connects as the test's user and takes the role for its whole session.
-  std::string dsn = std::getenv("WHARF_PG_DSN");
-  bool uri = dsn.rfind("postgres", 0) == 0 && dsn.find("://") != std::string::npos;
-  dsn_of[3] = dsn + (uri ? (dsn.find('?') == std::string::npos ? "?" : "&") : " ")
-              + (uri ? "options=-c%20role%3D" + role : "options='-c role=" + role + "'");
+  dsn_of[3] = dsn_with_options("-c role=" + role);
   define("gated_report", t);
   start();
   dsn_of.clear();
@@ -1298,6 +1317,89 @@ BOOST_AUTO_TEST_CASE(float_numeric_and_interval_keys_group_as_sql_does) {
   r.mode = "auto";
   a = post(1, r);
   BOOST_TEST(got(a) == by_amount, "auto: " << a.brief());
+}
+
+// A node's sessions may default to other settings than the coordinator's (PGTZ, PGOPTIONS,
+// a role's or database's settings). The coordinator's TimeZone, DateStyle and IntervalStyle
+// decide how the request's bare dates are read and how keys are spelled, on every node,
+// and floats travel exactly whatever extra_float_digits says: otherwise n3 would select
+// another day's rows (the window is read in UTC+14), spell its timestamptz and interval keys
+// its own way (splitting groups) and round its float keys to one digit (merging them).
+BOOST_AUTO_TEST_CASE(every_node_reads_with_the_coordinators_session_settings) {
+  if (!pg)
+    return;
+  auto t = table("settings");
+  load(t, 20000, 40, 31);
+  exec("ALTER TABLE " + sql_table(t) + " ADD COLUMN at timestamptz, ADD COLUMN at_hour"
+       " timestamptz, ADD COLUMN span interval, ADD COLUMN score float8");
+  exec("UPDATE " + sql_table(t) + " SET at = event_timestamp::timestamptz, at_hour ="
+       " date_trunc('hour', event_timestamp)::timestamptz, span = make_interval(hours =>"
+       " (id % 5)::int * 6), score = 1 + (id % 9) / 97.0");
+  dsn_of[3] = dsn_with_options("-c TimeZone=Pacific/Kiritimati -c DateStyle=SQL,DMY"
+                               " -c IntervalStyle=sql_standard -c extra_float_digits=-15");
+  std::string reports;
+  for (auto [name, keys] : {std::pair<const char*, const char*>{"by_hour", "\"at_hour\", \"span\""},
+                            {"by_score", "\"score\""}})
+    reports += std::string("[[reports]]\nname = \"") + name + "\"\ntable = " + toml_quote(t)
+               + "\npartition_column = \"id\"\ntime_column = \"at\"\ngroup_by = [" + keys
+               + "]\naggregates = [\"count(id) AS n\"]\n";
+  start(3, reports);
+  dsn_of.clear();
+  report_request r;
+  r.start = "2025-03-01"; // bare dates: midnights in the coordinator's TimeZone
+  r.end = "2025-03-08";
+  r.partitions = 12; // every node reads some
+  // Rows as "v1|v2|...": floats as %.17g (the two sides spell them differently).
+  auto spell = [](const std::string& v, bool is_float) {
+    if (!is_float)
+      return v;
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.17g", std::stod(v));
+    return std::string(buf);
+  };
+  auto got = [&](const http_answer& a) {
+    BOOST_REQUIRE_MESSAGE(a.status == 200 && a.body.contains("rows"), a.brief() << "\n" << logs());
+    std::vector<std::string> out;
+    for (auto& row : a.body.at("rows")) {
+      std::string line;
+      for (auto& v : row)
+        line += (v.is_string()         ? v.get<std::string>()
+                 : v.is_number_float() ? spell(v.dump(), true)
+                                       : v.dump())
+                + "|";
+      out.push_back(line);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto want = [&](const std::string& keys, bool float_key) {
+    auto res = pg->query("SELECT " + keys + ", count(id) FROM " + sql_table(t)
+                           + " WHERE at BETWEEN $1 AND $2 GROUP BY " + keys,
+                         {r.start, r.end});
+    BOOST_REQUIRE_MESSAGE(res, test::why(res));
+    std::vector<std::string> out;
+    for (auto& row : res->rows) {
+      std::string line;
+      for (size_t i = 0; i < row.size(); ++i)
+        line += spell(row[i].value_or("null"), float_key && i == 0) + "|";
+      out.push_back(line);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  auto by_hour = want("at_hour, justify_interval(span)", false);
+  BOOST_REQUIRE_GT(by_hour.size(), 100u);
+  auto by_score = want("score", true);
+  BOOST_REQUIRE_EQUAL(by_score.size(), 9u);
+  for (auto mode : {"pull", "pushdown"}) {
+    r.mode = mode;
+    r.report = "by_hour";
+    auto a = post(1, r);
+    BOOST_TEST(got(a) == by_hour, mode << ": " << a.brief());
+    r.report = "by_score";
+    a = post(2, r);
+    BOOST_TEST(got(a) == by_score, mode << ": " << a.brief());
+  }
 }
 
 // -- 8. stored results --
