@@ -743,10 +743,6 @@ double agg_table::max(uint32_t g, size_t a) const {
            : 0;
 }
 
-std::vector<cell> agg_table::decode_key(uint32_t g) const {
-  return actors::decode_key(key(g), spec_.keys);
-}
-
 std::vector<cell> decode_key(std::string_view k, const std::vector<key_kind>& kinds) {
   std::vector<cell> out;
   for_each_field(k, kinds, [&](const key_field& x) {

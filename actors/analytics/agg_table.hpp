@@ -136,9 +136,6 @@ public:
   std::vector<uint32_t>& partitions() { return partitions_; }
   const std::vector<uint32_t>& partitions() const { return partitions_; }
 
-  /// Decodes a group's key into typed cells.
-  std::vector<cell> decode_key(uint32_t g) const;
-
   /// Group indexes ordered by key (NULLs last, text by bytes) into `order`, and (when
   /// `prefixes` is set) each group's key prefixes (see sorted_partial) in that order.
   void sorted(std::vector<uint32_t>& order,

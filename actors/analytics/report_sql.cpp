@@ -27,18 +27,6 @@ const char* to_string(read_mode x) noexcept {
   return "auto";
 }
 
-bool parse_read_mode(const std::string& s, read_mode& out) {
-  if (s == "auto")
-    out = read_mode::automatic;
-  else if (s == "pushdown")
-    out = read_mode::pushdown;
-  else if (s == "pull")
-    out = read_mode::pull;
-  else
-    return false;
-  return true;
-}
-
 table_spec report_plan::spec() const {
   table_spec s;
   s.keys = key_kinds;

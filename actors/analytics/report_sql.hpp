@@ -36,9 +36,6 @@ enum class read_mode : uint8_t { automatic, pushdown, pull };
 
 const char* to_string(read_mode x) noexcept; ///< "auto", "pushdown", "pull"
 
-/// Parses "auto", "pushdown" or "pull".
-bool parse_read_mode(const std::string& s, read_mode& out);
-
 /// A request made executable: resolved definition, values, column types, the mode to use.
 struct report_plan {
   std::string report_id;
