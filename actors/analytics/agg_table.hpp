@@ -1,13 +1,9 @@
 #pragma once
-/// Hash aggregation of report rows (pull mode) and of partial states (pushdown mode), and
-/// the sorted partials nodes exchange.
+/// Hash aggregation of report rows (pull mode) and of partial states (pushdown mode).
 ///
-/// Groups are keyed by the group-by values in PostgreSQL's binary format, each prefixed by
-/// its Int32 length (-1 = NULL) — exactly the bytes a `COPY ... (FORMAT binary)` tuple or a
-/// binary result holds, so pull mode hashes the wire bytes without decoding them. Per group
-/// and aggregate the state is (count of non-NULL inputs, and sum/min/max in float8 when an
-/// aggregate needs them), plus a set of values for count_distinct; states merge
-/// associatively.
+/// Groups are keyed by their binary key (key_codec.hpp). Per group and aggregate the state is
+/// (count of non-NULL inputs, and sum/min/max in float8 when an aggregate needs them), plus a
+/// set of values for count_distinct; states merge associatively.
 ///
 /// Layout (the table is the hot loop of pull mode). A table starts *dense* when its keys
 /// allow it (integer, text, bool or float keys; no count_distinct): each key column maps its
@@ -20,37 +16,28 @@
 /// record pointer), each group's record holding its key and its states side by side, so a row
 /// usually costs two cache misses. Both forms give the same groups. Not thread-safe.
 ///
-/// After reading, a table becomes a `sorted_partial` (groups in key order, states
-/// column-wise); partials merge as sorted runs (k-way, streaming), so neither nodes nor the
-/// coordinator re-hash 800,000 groups, and the final rows come out ordered for free.
+/// The dense form lives in dense_table.hpp/.cpp. A table leaves a node as a sorted partial
+/// (sorted_partial.hpp) cut into chunks (chunk_codec.hpp).
 
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <variant>
+#include <utility>
 #include <vector>
 
 #include <absl/container/flat_hash_set.h>
-#include <caf/expected.hpp>
 
+#include "actors/analytics/key_codec.hpp"
 #include "actors/analytics/report_def.hpp"
 
 namespace wharf::actors {
-
-/// How a group-by column's binary value decodes (the SQL selects other types as `::text`).
-enum class key_kind : uint8_t { integer, floating, boolean, text };
-
-const char* to_string(key_kind x) noexcept; ///< "int", "float", "bool", "text"
 
 struct table_spec {
   std::vector<key_kind> keys;
   std::vector<agg_fn> aggs;
 };
-
-/// One typed result cell.
-using cell = std::variant<std::monostate, int64_t, double, std::string, bool>;
 
 /// Which float fields the aggregates of a spec need.
 struct state_shape {
@@ -60,6 +47,54 @@ struct state_shape {
 };
 
 using distinct_set = absl::flat_hash_set<std::string>;
+
+// -- a group's state block, shared by the table's two forms and the code that reads them --
+namespace analytics_detail {
+
+inline double getd(const uint64_t* p) {
+  double d;
+  std::memcpy(&d, p, sizeof(d));
+  return d;
+}
+
+inline void setd(uint64_t* p, double d) {
+  std::memcpy(p, &d, sizeof(d));
+}
+
+// One group's state for one aggregate, as sorted partials and chunks carry it.
+struct agg_values {
+  int64_t count = 0;
+  double sum = 0, min = 0, max = 0;
+};
+
+// Reads the state block of one group (per aggregate: count, then sum/min/max as kept).
+inline void read_states(const uint64_t* st, size_t na, size_t wpa, const state_shape& shape,
+                        agg_values* out) {
+  for (size_t a = 0; a < na; ++a) {
+    const uint64_t* p = st + a * wpa;
+    size_t f = 1;
+    out[a].count = static_cast<int64_t>(p[0]);
+    if (shape.sum)
+      out[a].sum = getd(p + f++);
+    if (shape.min)
+      out[a].min = getd(p + f++);
+    if (shape.max)
+      out[a].max = getd(p + f++);
+  }
+}
+
+// A hashed-form record starts with one word: key length << 32 | group index.
+inline uint32_t key_len(const uint64_t* rec) {
+  return static_cast<uint32_t>(rec[0] >> 32);
+}
+
+inline uint32_t group_of(const uint64_t* rec) {
+  return static_cast<uint32_t>(rec[0]);
+}
+
+struct dense_part; // the dense form (dense_table.hpp)
+
+} // namespace analytics_detail
 
 struct sorted_partial;
 class dense_cursor;
@@ -125,6 +160,7 @@ public:
   void add_state(uint64_t* st, size_t a, int64_t count, double sum, double min, double max);
 
   /// By group index, the hashed form only (`to_sorted` and the chunk encoders read either).
+  /// Inline (below): to_sorted reads every group through them.
   std::string_view key(uint32_t g) const;
   int64_t count(uint32_t g, size_t a) const;
   double sum(uint32_t g, size_t a) const;
@@ -145,7 +181,7 @@ private:
   friend sorted_partial to_sorted(const agg_table& t);
   friend std::string encode_chunk(const agg_table& t, dense_cursor& cursor, uint64_t offset,
                                   uint32_t limit);
-  struct dense_part;
+  using dense_part = analytics_detail::dense_part;
   void grow();
   uint64_t* dense_state(std::string_view key);
   void to_hashed();
@@ -173,170 +209,30 @@ private:
   std::unique_ptr<dense_part> dense_;
 };
 
-/// Groups in key order with their states column-wise (g * naggs + a), as in PartialChunk.
-/// Keys are views: into the tables or chunk bytes it was made from, which must outlive it.
-struct sorted_partial {
-  explicit sorted_partial(table_spec s);
-  table_spec spec;
-  std::vector<std::string_view> keys;
-  /// Per group, 64-bit order-preserving prefixes of the first two key fields (the second is 0
-  /// unless the first prefix pins its field down): merges compare these first and look at
-  /// the key bytes only on a tie.
-  std::vector<std::pair<uint64_t, uint64_t>> prefixes;
-  std::vector<int64_t> counts;
-  std::vector<double> sums, mins, maxs;  ///< empty unless an aggregate needs them
-  std::vector<distinct_set> distinct;    ///< empty unless count_distinct
-  std::vector<uint32_t> partitions;
-  /// Owners of bytes some of `keys` view (keys made when a dense table is sorted, or
-  /// unpacked from a chunk).
-  std::vector<std::shared_ptr<const void>> key_stores;
-  size_t size() const { return keys.size(); }
-  /// Room for `groups` groups in every vector in use.
-  void reserve(size_t groups);
-  /// The final value of aggregate `a` of group `g` (NULL when no non-NULL input).
-  cell final_value(size_t g, size_t a) const;
-};
-
-/// A table's groups in key order.
-sorted_partial to_sorted(const agg_table& t);
-
-/// Merges sorted runs into one (equal keys combine); partition ids are united.
-sorted_partial merge_sorted(const std::vector<const sorted_partial*>& runs, const table_spec& spec);
-
-/// A `WorkerReply.chunk` (analytics.capnp) with groups [offset, offset + limit).
-std::string encode_chunk(const sorted_partial& p, uint64_t offset, uint32_t limit);
-
-/// Where a walk over a dense table's groups in key order stands (see the encode_chunk below).
-class dense_cursor {
-public:
-  dense_cursor();
-  ~dense_cursor();
-  dense_cursor(dense_cursor&&) noexcept;
-  dense_cursor& operator=(dense_cursor&&) noexcept;
-
-private:
-  friend class agg_table;
-  struct walk;
-  std::unique_ptr<walk> w_;
-};
-
-/// The same chunk for a dense table (`t.dense()`), cut straight from its cells in key order:
-/// no sorted copy of the table is made, and the first chunk is ready after walking only its
-/// own groups. `cursor` goes on from where the previous chunk ended when `offset` is that
-/// point; any other offset walks from the start. `t` must not change meanwhile.
-std::string encode_chunk(const agg_table& t, dense_cursor& cursor, uint64_t offset,
-                         uint32_t limit);
-
-/// Result of decoding one chunk.
-struct chunk_info {
-  std::vector<uint32_t> partitions;
-  uint64_t total_groups = 0;
-  uint32_t groups = 0;
-};
-
-/// Appends the groups of an encoded `WorkerReply.chunk` to `into` (keys view into `reply`,
-/// which must outlive `into`). Untrusted input: lengths and key order are checked; a
-/// malformed chunk is an error and appends nothing.
-[[nodiscard]] caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view reply);
-
-/// The order-preserving prefixes of a key's first two fields (see sorted_partial).
-std::pair<uint64_t, uint64_t> key_prefixes(std::string_view key, const std::vector<key_kind>& kinds);
-
-/// Compares two keys in their binary form as PostgreSQL orders them ascending.
-int compare_keys(std::string_view a, std::string_view b, const std::vector<key_kind>& kinds);
-
-/// Decodes a binary key into typed cells.
-std::vector<cell> decode_key(std::string_view key, const std::vector<key_kind>& kinds);
-
-/// Big-endian readers for PostgreSQL's binary format.
-inline uint32_t be32(const char* p) {
-  auto u = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3];
-}
-inline uint64_t be64(const char* p) {
-  return (uint64_t{be32(p)} << 32) | be32(p + 4);
-}
-inline int16_t be16(const char* p) {
-  auto u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<int16_t>((u[0] << 8) | u[1]);
+inline std::string_view agg_table::key(uint32_t g) const {
+  auto* rec = records_[g];
+  return std::string_view(reinterpret_cast<const char*>(rec + 1 + state_words_),
+                          analytics_detail::key_len(rec));
 }
 
-/// Appends `x` as a big-endian Int32 (the length prefix of binary values and keys).
-inline void append_be32(std::string& out, uint32_t x) {
-  char b[4] = {static_cast<char>(x >> 24), static_cast<char>(x >> 16), static_cast<char>(x >> 8),
-               static_cast<char>(x)};
-  out.append(b, 4);
+inline int64_t agg_table::count(uint32_t g, size_t a) const {
+  return static_cast<int64_t>(records_[g][1 + a * wpa_]);
 }
 
-/// A binary int2/int4/int8 value of `len` bytes (0 for other lengths).
-inline int64_t key_int(const char* p, int32_t len) {
-  return len == 8 ? static_cast<int64_t>(be64(p))
-         : len == 4 ? static_cast<int64_t>(static_cast<int32_t>(be32(p)))
-         : len == 2 ? static_cast<int64_t>(be16(p))
+inline double agg_table::sum(uint32_t g, size_t a) const {
+  return shape_.sum ? analytics_detail::getd(records_[g] + 1 + a * wpa_ + 1) : 0;
+}
+
+inline double agg_table::min(uint32_t g, size_t a) const {
+  return shape_.min
+           ? analytics_detail::getd(records_[g] + 1 + a * wpa_ + 1 + (shape_.sum ? 1 : 0))
+           : 0;
+}
+
+inline double agg_table::max(uint32_t g, size_t a) const {
+  return shape_.max ? analytics_detail::getd(records_[g] + 1 + a * wpa_ + 1 + (shape_.sum ? 1 : 0)
+                                             + (shape_.min ? 1 : 0))
                     : 0;
-}
-
-/// A binary float4/float8 value of `len` bytes (0 for other lengths).
-inline double key_float(const char* p, int32_t len) {
-  if (len == 8) {
-    auto bits = be64(p);
-    double d;
-    std::memcpy(&d, &bits, 8);
-    return d;
-  }
-  if (len == 4) {
-    auto bits = be32(p);
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-  }
-  return 0;
-}
-
-/// One field of a binary key, decoded. An int or float of an unexpected length is NULL.
-struct key_field {
-  key_kind kind = key_kind::text;
-  bool null = false;
-  int64_t i = 0;
-  double f = 0;
-  bool b = false;
-  std::string_view t;
-};
-
-/// Calls `f(const key_field&)` for each field of a binary key (a key built by this file's
-/// tables or checked by append_chunk: lengths are not re-checked here).
-template <class F>
-void for_each_field(std::string_view key, const std::vector<key_kind>& kinds, F f) {
-  size_t at = 0;
-  for (auto kind : kinds) {
-    key_field x;
-    x.kind = kind;
-    auto len = static_cast<int32_t>(be32(key.data() + at));
-    at += 4;
-    const char* p = key.data() + at;
-    if (len > 0)
-      at += static_cast<size_t>(len);
-    x.null = len < 0;
-    if (!x.null) {
-      switch (kind) {
-        case key_kind::integer:
-          x.null = len != 8 && len != 4 && len != 2;
-          x.i = key_int(p, len);
-          break;
-        case key_kind::floating:
-          x.null = len != 8 && len != 4;
-          x.f = key_float(p, len);
-          break;
-        case key_kind::boolean:
-          x.b = len >= 1 && p[0] != 0;
-          break;
-        case key_kind::text:
-          x.t = std::string_view(p, static_cast<size_t>(len));
-          break;
-      }
-    }
-    f(x);
-  }
 }
 
 } // namespace wharf::actors

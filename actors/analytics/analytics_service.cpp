@@ -20,6 +20,9 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/analytics/agg_table.hpp"
+#include "actors/analytics/chunk_codec.hpp"
+#include "actors/analytics/key_codec.hpp"
+#include "actors/analytics/sorted_partial.hpp"
 #include "actors/analytics/report_def.hpp"
 #include "protocols/capnp_io.hpp"
 #include "protocols/result_page.hpp"

@@ -219,13 +219,6 @@ pull_inputs inputs_of(const report_plan& p) {
   return in;
 }
 
-double be_double(const char* p) {
-  auto bits = be64(p);
-  double d;
-  std::memcpy(&d, &bits, 8);
-  return d;
-}
-
 caf::error bad_row(const std::string& why) {
   return make_error(report_errc::internal, "unexpected COPY data: " + why);
 }

@@ -24,7 +24,9 @@
 #include <caf/expected.hpp>
 
 #include "actors/analytics/agg_table.hpp"
+#include "actors/analytics/key_codec.hpp"
 #include "actors/analytics/report_def.hpp"
+#include "actors/analytics/sorted_partial.hpp"
 
 namespace wharf::runtime {
 class pg_connection;

@@ -14,6 +14,9 @@
 #include <caf/all.hpp>
 
 #include "actors/analytics/agg_table.hpp"
+#include "actors/analytics/chunk_codec.hpp"
+#include "actors/analytics/key_codec.hpp"
+#include "actors/analytics/sorted_partial.hpp"
 #include "actors/analytics/analytics_service.hpp"
 #include "protocols/analytics.capnp.h"
 #include "protocols/capnp_io.hpp"
