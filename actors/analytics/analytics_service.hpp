@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/analytics/report_sql.hpp"
+#include "actors/analytics/plan.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/supervision/supervisor.hpp"
 

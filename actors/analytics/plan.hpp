@@ -1,5 +1,6 @@
 #pragma once
-/// From a report definition and a request to SQL, and the blocking reads of one partition.
+/// Planning a report (coordinator): from a report definition and a request to a
+/// `report_plan` and its partitions.
 ///
 /// Planning (coordinator): looks the table's columns up in the catalog (unknown columns and
 /// non-numeric aggregate inputs are INVALID_ARGUMENT), decides how group keys decode, picks
@@ -7,26 +8,23 @@
 /// pg_stats.n_distinct: many groups per row → pull, few → pushdown) and splits the partition
 /// column's range (or the table's pages, for "ctid") into partitions.
 ///
-/// Reading (worker): pushdown runs a partial GROUP BY with every value bound as a parameter
-/// and binary results; pull streams `COPY (SELECT ...) TO STDOUT (FORMAT binary)` and
-/// aggregates in an `agg_table`. COPY takes no bound parameters, so pull first binds the
-/// values with `set_config($n)` on the same connection and the COPY reads them back through
-/// `current_setting` in one-time subqueries: no value is ever spliced into SQL text.
-/// Every function here blocks: call them from detached actors only.
+/// A plan travels to the worker nodes (plan_codec.hpp), which read its partitions
+/// (partition_reader.hpp). Every function here that takes a connection blocks: call it from
+/// detached actors only.
 
-#include <atomic>
 #include <cstdint>
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include <caf/error.hpp>
 #include <caf/expected.hpp>
 
 #include "actors/analytics/agg_table.hpp"
 #include "actors/analytics/key_codec.hpp"
 #include "actors/analytics/report_def.hpp"
-#include "actors/analytics/sorted_partial.hpp"
 
 namespace wharf::runtime {
 class pg_connection;
@@ -95,36 +93,6 @@ bool valid_snapshot_id(const std::string& s);
 /// Starts a REPEATABLE READ READ ONLY transaction on `pg` and exports its snapshot. The
 /// snapshot lives as long as that transaction: keep the connection until the report ends.
 [[nodiscard]] caf::expected<std::string> export_snapshot(runtime::pg_connection& pg);
-
-/// Reads one partition into `out` (and records its id there). Returns rows (pull) or partial
-/// groups (pushdown) read. `stop` is polled during pull; a set flag cancels the statement.
-[[nodiscard]] caf::expected<uint64_t> read_partition(runtime::pg_connection& pg,
-                                                     const report_plan& plan,
-                                                     const partition& part, agg_table& out,
-                                                     const std::atomic<bool>* stop = nullptr);
-
-/// Reads a run of adjacent partitions (each one's lo is the previous one's hi) as one
-/// statement and records every id in `out`. Errors: INVALID_ARGUMENT for an empty or
-/// non-adjacent run, else as `read_partition`.
-[[nodiscard]] caf::expected<uint64_t> read_run(runtime::pg_connection& pg,
-                                               const report_plan& plan,
-                                               const std::vector<partition>& run, agg_table& out,
-                                               const std::atomic<bool>* stop = nullptr);
-
-/// True when `run` is non-empty, its ids distinct and each partition starts where the one
-/// before it ends.
-bool adjacent_run(const std::vector<partition>& run);
-
-/// The whole report as one SQL statement (the ground truth of tests and benchmarks), into a
-/// table whose final values equal the distributed answer.
-[[nodiscard]] caf::expected<std::vector<std::vector<cell>>>
-single_sql(runtime::pg_connection& pg, const report_plan& plan);
-
-/// Final rows of a partial (keys then aggregates), in its (key) order.
-std::vector<std::vector<cell>> final_rows(const sorted_partial& p);
-
-/// Result column names and types ("int", "float", "text", "bool").
-std::vector<std::pair<std::string, std::string>> result_columns(const report_plan& plan);
 
 /// Maps a PostgreSQL error to the report error callers see: INVALID_ARGUMENT for data
 /// exceptions (SQLSTATE class 22), CANCELLED, UNAVAILABLE (connection), else PG_ERROR.
