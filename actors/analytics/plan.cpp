@@ -123,21 +123,10 @@ caf::error groups_by_bytes(const report_def& d, const std::string& col, const co
                       " in a view (e.g. to text) and report over the view");
 }
 
-
-} // namespace
-
-caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_params params,
-                                     read_mode mode) {
-  if (auto err = validate(def, params))
-    return err;
-  report_plan p;
-  p.def = std::move(def);
-  p.params = std::move(params);
-  auto& d = p.def;
-  auto cols = catalog_columns(pg, d.table);
-  if (!cols)
-    return cols.error();
-  auto& types = *cols;
+// The coordinator's session settings that decide how values are parsed and spelled (see
+// report_plan::session).
+caf::expected<std::vector<std::pair<std::string, std::string>>>
+session_settings(pg_connection& pg) {
   auto session = pg.query("SELECT current_setting('TimeZone'), current_setting('DateStyle'),"
                           " current_setting('IntervalStyle'), current_setting('lc_monetary')");
   if (!session)
@@ -145,11 +134,20 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
   if (session->rows.size() != 1 || session->rows[0].size() != 4)
     return make_error(report_errc::internal, "session settings: unexpected answer");
   auto& now = session->rows[0];
-  p.session = {{"TimeZone", now[0].value_or("UTC")},
-               {"DateStyle", now[1].value_or("ISO, MDY")},
-               {"IntervalStyle", now[2].value_or("postgres")},
-               {"lc_monetary", now[3].value_or("C")},
-               {"extra_float_digits", "1"}};
+  return std::vector<std::pair<std::string, std::string>>{
+    {"TimeZone", now[0].value_or("UTC")},
+    {"DateStyle", now[1].value_or("ISO, MDY")},
+    {"IntervalStyle", now[2].value_or("postgres")},
+    {"lc_monetary", now[3].value_or("C")},
+    {"extra_float_digits", "1"}};
+}
+
+// Checks every column the report names against the catalog (`types`) and records its type,
+// NOT NULL, and for group keys how they decode; `distinct` tells whether an aggregate is
+// count_distinct. Errors: INVALID_ARGUMENT.
+caf::error resolve_columns(report_plan& p, std::map<std::string, column_info>& types,
+                           bool& distinct) {
+  auto& d = p.def;
   auto need = [&](const std::string& col, const char* role) -> caf::error {
     auto i = types.find(col);
     if (i == types.end())
@@ -198,7 +196,6 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
     p.key_kinds.push_back(kind);
     p.key_as_text.push_back(as_text);
   }
-  bool distinct = false;
   for (auto& a : d.aggregates) {
     if (a.column == "*")
       continue;
@@ -215,6 +212,14 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
                         "report " + d.name + ": " + to_string(a.fn) + "(" + a.column
                           + ") needs a numeric column");
   }
+  return caf::none;
+}
+
+// The mode to read with: the requested one, else pull for count_distinct, else the one
+// PostgreSQL's statistics suggest. Errors: INVALID_ARGUMENT, PG_ERROR.
+caf::expected<report_plan> choose_mode(pg_connection& pg, report_plan p, read_mode mode,
+                                       bool distinct) {
+  auto& d = p.def;
   if (distinct && mode == read_mode::pushdown)
     return make_error(report_errc::invalid_argument,
                       "report " + d.name + " uses count_distinct: mode pushdown cannot merge it;"
@@ -276,6 +281,29 @@ caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_p
   p.mode_reason = "estimated " + std::to_string(static_cast<int64_t>(groups)) + " groups over "
                   + std::to_string(static_cast<int64_t>(matching)) + " rows";
   return p;
+}
+
+} // namespace
+
+caf::expected<report_plan> make_plan(pg_connection& pg, report_def def, report_params params,
+                                     read_mode mode) {
+  if (auto err = validate(def, params))
+    return err;
+  report_plan p;
+  p.def = std::move(def);
+  p.params = std::move(params);
+  auto& d = p.def;
+  auto cols = catalog_columns(pg, d.table);
+  if (!cols)
+    return cols.error();
+  auto session = session_settings(pg);
+  if (!session)
+    return session.error();
+  p.session = std::move(*session);
+  bool distinct = false;
+  if (auto err = resolve_columns(p, *cols, distinct))
+    return err;
+  return choose_mode(pg, std::move(p), mode, distinct);
 }
 
 caf::expected<report_plan> local_types(pg_connection& pg, const report_plan& p) {
