@@ -7,7 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "actors/analytics/analytics_service.hpp"
+#include "actors/analytics/service.hpp"
 #include "actors/registers/register_actor.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/core/types.hpp"

@@ -12,11 +12,8 @@
 /// node's connection pool. The coordinator is detached too (planning queries, the final
 /// merge). See docs in actors/analytics/README.md.
 
-#include <cstdint>
-#include <string>
-#include <vector>
+#include <caf/error.hpp>
 
-#include "actors/analytics/plan.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/supervision/supervisor.hpp"
 
@@ -26,11 +23,6 @@ namespace wharf::actors {
 /// definition fails the node's start with a clear error). DSN: cfg.analytics.dsn, else
 /// $WHARF_PG_DSN; without either the service answers UNAVAILABLE.
 runtime::child_spec analytics_child(const runtime::node_config& cfg);
-
-/// A coordinator's `WorkerCall` that has a node read `run` (adjacent partitions, one
-/// statement in pushdown) of `plan`, as the cluster carries it to `call_atom`.
-std::string encode_read_call(const report_plan& plan, const std::vector<partition>& run,
-                             uint32_t deadline_ms);
 
 /// Checks the `[[reports]]` of a config (for wharf-node's start-up); the error names the key.
 [[nodiscard]] caf::error check_reports(const runtime::node_config& cfg);
