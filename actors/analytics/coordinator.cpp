@@ -500,22 +500,8 @@ public:
       for (auto p : c.getPartitionIds())
         has.insert(p);
       if (has != n.done) {
-        if (!std::includes(n.done.begin(), n.done.end(), has.begin(), has.end())) {
-          // Partitions we never gave it (a restarted node?): trust none of it.
-          node_failed(node, "its partial covers other partitions than it reported");
-        } else {
-          // A reader failed after reading these (its table went with it): read them again.
-          for (auto id : n.done)
-            if (!has.count(id) && id < parts_.size()) {
-              info_.done--;
-              retry(parts_[id], node + " lost the partition's rows");
-              if (finished_)
-                return;
-            }
-          n.done = has;
-          restart_collect();
-        }
-        pump();
+        if (reconcile(node, n, has))
+          pump();
         return;
       }
       n.collected += c.getGroups();
@@ -554,6 +540,28 @@ public:
       node_failed(node, "collect: out of memory");
     }
     pump();
+  }
+
+  // A node's partial covers other partitions (`has`) than the reads it answered: it failed
+  // when some were never given to it, else it lost some (read them again) and its partial is
+  // collected anew. False when that ended the report.
+  bool reconcile(const std::string& node, worker_node& n, const std::set<uint32_t>& has) {
+    if (!std::includes(n.done.begin(), n.done.end(), has.begin(), has.end())) {
+      // Partitions we never gave it (a restarted node?): trust none of it.
+      node_failed(node, "its partial covers other partitions than it reported");
+      return true;
+    }
+    // A reader failed after reading these (its table went with it): read them again.
+    for (auto id : n.done)
+      if (!has.count(id) && id < parts_.size()) {
+        info_.done--;
+        retry(parts_[id], node + " lost the partition's rows");
+        if (finished_)
+          return false;
+      }
+    n.done = has;
+    restart_collect();
+    return true;
   }
 
   // -- the answer --
