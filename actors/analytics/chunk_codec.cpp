@@ -290,6 +290,47 @@ size_t key_length(const char* p, size_t avail, size_t nkeys) {
   return at;
 }
 
+// A chunk's `m` counts: varints (the compact form) or a list. False when the varints are
+// not exactly `m` (the list's length is the caller's to check).
+bool read_counts(reports::PartialChunk::Reader c, size_t m, std::vector<int64_t>& counts) {
+  if (c.hasPackedCounts()) {
+    auto pc = c.getPackedCounts();
+    counts.reserve(std::min<size_t>(m, pc.size())); // `groups` is untrusted
+    auto* q = reinterpret_cast<const char*>(pc.begin());
+    size_t pos = 0;
+    uint64_t v = 0;
+    while (counts.size() < m && get_varint(q, pc.size(), pos, v))
+      counts.push_back(static_cast<int64_t>(v));
+    return pos == pc.size();
+  }
+  for (auto x : c.getCounts())
+    counts.push_back(x);
+  return true;
+}
+
+// The `m` count_distinct sets of a chunk (each a run of length-prefixed values) into `sets`;
+// what is truncated when one is, else null.
+const char* read_sets(capnp::List<capnp::Data>::Reader distinct, size_t m,
+                      std::vector<distinct_set>& sets) {
+  sets.resize(m);
+  for (unsigned i = 0; i < m; ++i) {
+    auto d = distinct[i];
+    auto* q = reinterpret_cast<const char*>(d.begin());
+    size_t pos = 0;
+    while (pos < d.size()) {
+      if (d.size() - pos < 4)
+        return "distinct set truncated";
+      auto len = be32(q + pos);
+      pos += 4;
+      if (len > d.size() - pos)
+        return "distinct value truncated";
+      sets[i].emplace(q + pos, len);
+      pos += len;
+    }
+  }
+  return nullptr;
+}
+
 } // namespace
 
 caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view reply) {
@@ -315,22 +356,9 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     auto n = c.getGroups();
     auto na = into.spec.aggs.size();
     auto m = static_cast<size_t>(n) * na;
-    // Counts: varints (the compact form) or a list.
     std::vector<int64_t> counts;
-    if (c.hasPackedCounts()) {
-      auto pc = c.getPackedCounts();
-      counts.reserve(std::min<size_t>(m, pc.size())); // `groups` is untrusted
-      auto* q = reinterpret_cast<const char*>(pc.begin());
-      size_t pos = 0;
-      uint64_t v = 0;
-      while (counts.size() < m && get_varint(q, pc.size(), pos, v))
-        counts.push_back(static_cast<int64_t>(v));
-      if (pos != pc.size())
-        return bad("packed counts do not match " + std::to_string(n) + " groups");
-    } else {
-      for (auto x : c.getCounts())
-        counts.push_back(x);
-    }
+    if (!read_counts(c, m, counts))
+      return bad("packed counts do not match " + std::to_string(n) + " groups");
     auto sums = c.getSums();
     auto mins = c.getMins();
     auto maxs = c.getMaxs();
@@ -381,24 +409,9 @@ caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view re
     if (at != avail)
       return undo("trailing key bytes");
     std::vector<distinct_set> sets;
-    if (shape.distinct) {
-      sets.resize(m);
-      for (unsigned i = 0; i < m; ++i) {
-        auto d = distinct[i];
-        auto* q = reinterpret_cast<const char*>(d.begin());
-        size_t pos = 0;
-        while (pos < d.size()) {
-          if (d.size() - pos < 4)
-            return undo("distinct set truncated");
-          auto len = be32(q + pos);
-          pos += 4;
-          if (len > d.size() - pos)
-            return undo("distinct value truncated");
-          sets[i].emplace(q + pos, len);
-          pos += len;
-        }
-      }
-    }
+    if (shape.distinct)
+      if (auto why = read_sets(distinct, m, sets))
+        return undo(why);
     if (store)
       into.key_stores.push_back(std::move(store));
     // In memory every aggregate has a slot in each float vector that exists (0 when unused).
