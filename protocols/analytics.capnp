@@ -124,6 +124,28 @@ struct TextValues {
   ends @1 :List(UInt32);
 }
 
+# One report a node coordinates, as `Analytics.list` (and the console's `reports`) shows it.
+struct ReportSummary {
+  reportId @0 :Text;
+  name @1 :Text;             # the report's name
+  status @2 :ReportStatus;   # pending = waiting in the admission queue
+  mode @3 :ReadMode;         # the mode asked for until planned, then the mode used
+  partitions @4 :UInt32;
+  partitionsDone @5 :UInt32;
+  elapsedMs @6 :UInt64;      # since submitted (running) or until finished
+  coordinator @7 :Text;      # the node that coordinates it
+  errorCode @8 :Text;        # when it ended in an error
+  rowsRead @9 :UInt64;
+}
+
+# The reports one node coordinates: running and queued first, then finished, newest first.
+struct ReportList {
+  reports @0 :List(ReportSummary);
+  node @1 :Text;             # the node that answered
+  error @2 :Text;            # set when the node could not answer (then errorCode too)
+  errorCode @3 :Text;
+}
+
 # What the RPC/HTTP front end hands the node's analytics service (one message per call).
 struct ApiCall {
   union {
@@ -132,6 +154,7 @@ struct ApiCall {
     status @2 :Text;             # report id
     cancel @3 :Text;             # report id
     fetch @4 :FetchRequest;
+    list @5 :Void;               # the reports this node coordinates (ReportList)
   }
 }
 
@@ -260,6 +283,10 @@ struct WorkerCall {
     collect @1 :Collect;
     release @2 :Text;        # report id: drop this node's partial, cancel its readers
     probe @3 :Text;          # report id: answer `known`
+    list @4 :Void;           # the reports this node coordinates: answer `list`
+    api @5 :Data;            # an encoded ApiCall (status, cancel, fetch) for the report this
+                             # node coordinates (its id starts with the node's name), sent by
+                             # the node an app asked: answer `api`
   }
 }
 
@@ -270,5 +297,7 @@ struct WorkerReply {
     released @2 :Void;
     error @3 :WorkerError;
     known @4 :Known;
+    list @5 :ReportList;
+    api @6 :Data;            # the encoded answer (ReportResponse or ResultPage) to `api`
   }
 }

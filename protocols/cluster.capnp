@@ -87,7 +87,7 @@ struct Stat {
 
 struct AdminReply {
   error @0 :Text;         # empty on success; otherwise a one-line human-readable reason
-  errorCode @1 :Text;     # machine-readable reason: not_found, peer_down, bad_request, ...
+  errorCode @1 :Text;     # machine-readable reason (protocols/error_code.hpp): NOT_FOUND, PEER_DOWN, ...
   members @2 :List(Member);
   actors @3 :List(ActorEntry);
   stats @4 :List(Stat);
@@ -114,7 +114,7 @@ struct ServiceCall {
 struct ServiceReply {
   payload @0 :Data;
   error @1 :Text;         # empty on success
-  errorCode @2 :Text;     # not_found (no such service), peer_down, timeout, ...
+  errorCode @2 :Text;     # protocols/error_code.hpp: NOT_FOUND (no such service), PEER_DOWN, ...
 }
 
 struct Envelope {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks the dependency direction protocols <- runtime <- actors <- apps by grepping includes
-# (the CMake link graph enforces it too; this names the offending line). Usage: layering.sh REPO
+# (the CMake link graph enforces it too; this names the offending line), and that runtime/
+# stays generic: services plug in as modules (runtime/module/service_module.hpp), so runtime/
+# includes no service's schema or header and names no service. Usage: layering.sh REPO
 set -euo pipefail
 repo=${1:-$(dirname "$(dirname "$(readlink -f "$0")")")}
 cd "$repo"
@@ -18,5 +20,20 @@ check protocols 'runtime/|actors/|apps/|rocksdb/|spdlog/|libpq|caf/all\.hpp|caf/
   'runtime, actors, apps, storage, logging or CAF actor/scheduling headers'
 check runtime 'actors/|apps/' 'actors or apps'
 check actors 'apps/' 'apps'
-[ "$fail" -eq 0 ] && echo "layering: ok (protocols <- runtime <- actors <- apps)"
+# The node's own schemas are api.capnp (the Node bootstrap: one typed accessor per service)
+# and cluster.capnp; every other schema belongs to a service.
+service_schemas=$(cd protocols && ls *.capnp | grep -vxE 'api\.capnp|cluster\.capnp' \
+  | sed 's/\./\\./g' | paste -sd'|' -)
+if [ -n "$service_schemas" ]; then
+  check runtime "protocols/($service_schemas)\.h" "a service's schema (runtime knows no service)"
+fi
+# Service names in runtime/ code: a service is a module; runtime must not name one.
+names=$(grep -rnwiE 'analytics|reports?|register_(actor|child|module|name)|kv_register' runtime \
+  --include='*.hpp' --include='*.cpp' || true)
+if [ -n "$names" ]; then
+  echo "layering: runtime/ names a service (it must stay generic; services are modules):"
+  echo "$names"
+  fail=1
+fi
+[ "$fail" -eq 0 ] && echo "layering: ok (protocols <- runtime <- actors <- apps; runtime names no service)"
 exit "$fail"

@@ -335,7 +335,7 @@ const char* read_sets(capnp::List<capnp::Data>::Reader distinct, size_t m,
 
 caf::expected<chunk_info> append_chunk(sorted_partial& into, std::string_view reply) {
   auto bad = [](const std::string& why) {
-    return make_error(report_errc::internal, "malformed partial chunk: " + why);
+    return runtime::make_error(protocols::error_code::internal, "malformed partial chunk: " + why);
   };
   // Keys stay views into `reply`: the reader must not copy it.
   if (reinterpret_cast<uintptr_t>(reply.data()) % alignof(capnp::word) != 0)

@@ -78,14 +78,14 @@ public:
     info_.status = rp::ReportStatus::RUNNING;
     self_->delayed_send(self_, a_.deadline, deadline_atom::value);
     if (!a_.pool) {
-      fail(make_error(report_errc::unavailable,
+      fail(runtime::make_error(protocols::error_code::unavailable,
                       "no database configured (analytics.dsn or WHARF_PG_DSN)"));
       return;
     }
     // Planning blocks on PostgreSQL: fine here, this actor has its own thread.
     auto lease = a_.pool->acquire();
     if (!lease) {
-      fail(make_error(report_errc::unavailable,
+      fail(runtime::make_error(protocols::error_code::unavailable,
                       "database unreachable: " + message_of(lease.error())));
       return;
     }
@@ -100,7 +100,7 @@ public:
     spdlog::info("report {} ({}): mode {} ({})", a_.id, a_.def.name, to_string(plan_->mode),
                  plan_->mode_reason);
     self_->send(self_, members_atom::value);
-    self_->delayed_send(self_, probe_after, probe_atom::value);
+    self_->delayed_send(self_, probe_after, recheck_atom::value);
     wanted_ = a_.partitions;
     lease_ = std::move(*lease);
   }
@@ -114,7 +114,7 @@ public:
           && std::find(m.roles.begin(), m.roles.end(), "worker") != m.roles.end())
         nodes_[m.name];
     if (nodes_.empty()) {
-      fail(make_error(report_errc::unavailable, "no live worker node in the cluster"));
+      fail(runtime::make_error(protocols::error_code::unavailable, "no live worker node in the cluster"));
       return;
     }
     auto n = wanted_ ? wanted_ : 4 * a_.worker_threads * nodes_.size();
@@ -158,7 +158,7 @@ public:
       }
     }
     if (!any_alive) {
-      fail(make_error(report_errc::unavailable, "every worker node failed during the report"));
+      fail(runtime::make_error(protocols::error_code::unavailable, "every worker node failed during the report"));
       return;
     }
     bool queued = std::any_of(parts_.begin(), parts_.end(),
@@ -246,10 +246,10 @@ public:
   void call(const std::string& node, std::string payload, F ok, G err) {
     auto cluster = self_->system().registry().get<caf::actor>(cluster_name);
     if (!cluster) {
-      fail(make_error(report_errc::unavailable, "the node is stopping"));
+      fail(runtime::make_error(protocols::error_code::unavailable, "the node is stopping"));
       return;
     }
-    self_->request(cluster, caf::infinite, call_atom::value, node, std::string("analytics"),
+    self_->request(cluster, caf::infinite, call_atom::value, node, std::string(service_name),
                    std::move(payload))
       .then(std::move(ok), std::move(err));
   }
@@ -310,15 +310,15 @@ public:
       }
       if (r.isError()) {
         auto e = r.getError();
-        auto code = report_errc_from_string(str(e.getCode()));
+        auto code = protocols::parse_error_code(str(e.getCode()));
         auto msg = str(e.getMessage());
-        if (code == report_errc::unavailable || code == report_errc::internal) {
+        if (code == protocols::error_code::unavailable || code == protocols::error_code::internal) {
           retry_all(node + ": " + msg);
           return;
         }
-        if (code == report_errc::cancelled && finished_)
+        if (code == protocols::error_code::cancelled && finished_)
           return;
-        fail(make_error(code, msg));
+        fail(runtime::make_error(code, msg, str(e.getSqlstate())));
         return;
       }
       retry_all(node + ": unexpected reply");
@@ -346,7 +346,7 @@ public:
            [this, node, asked](std::string& bytes) { on_known(node, asked, bytes); },
            [](caf::error&) {}); // a failing node shows up through its reads
     }
-    self_->delayed_send(self_, probe_after, probe_atom::value);
+    self_->delayed_send(self_, probe_after, recheck_atom::value);
   }
 
   void on_known(const std::string& node, steady::time_point asked, const std::string& bytes) {
@@ -407,7 +407,7 @@ public:
     s.node.clear();
     ++info_.retries;
     if (++s.attempts >= a_.cfg.max_attempts)
-      fail(make_error(report_errc::unavailable,
+      fail(runtime::make_error(protocols::error_code::unavailable,
                       "partition " + std::to_string(s.p.id) + " failed "
                         + std::to_string(s.attempts) + " times; last: " + why));
     else
@@ -644,7 +644,7 @@ public:
       return;
     auto re = to_report_error(err);
     spdlog::warn("report {} ({}) {}: {}", a_.id, a_.def.name,
-                 to_string(static_cast<report_errc>(re.code())), message_of(re));
+                 to_string(static_cast<protocols::error_code>(re.code())), message_of(re));
     capnp::MallocMessageBuilder mb;
     auto b = mb.initRoot<rp::ReportResponse>();
     set_error(info_, re);
@@ -669,7 +669,7 @@ public:
     auto cluster = self_->system().registry().get<caf::actor>(cluster_name);
     if (cluster)
       for (auto& [name, n] : nodes_) // dead ones too: a node marked dead may still run
-        caf::anon_send(cluster, call_atom::value, name, std::string("analytics"), release);
+        caf::anon_send(cluster, call_atom::value, name, std::string(service_name), release);
     if (lease_)
       (void) lease_->query("ROLLBACK"); // ends the exported snapshot's transaction
     lease_ = pg_pool::lease{};
@@ -677,11 +677,11 @@ public:
   }
 
   void on_deadline() {
-    fail(make_error(report_errc::timeout, "the report did not finish within "
+    fail(runtime::make_error(protocols::error_code::timeout, "the report did not finish within "
                                             + std::to_string(a_.deadline.count()) + " ms"));
   }
 
-  void on_cancel() { fail(make_error(report_errc::cancelled, "cancelled by the caller")); }
+  void on_cancel() { fail(runtime::make_error(protocols::error_code::cancelled, "cancelled by the caller")); }
 
 private:
   caf::event_based_actor* self_;
@@ -711,19 +711,20 @@ caf::behavior coordinator_impl(caf::event_based_actor* self, coord_args args) {
     [c, self](members_atom) {
       auto cluster = self->system().registry().get<caf::actor>(cluster_name);
       if (!cluster) {
-        c->fail(make_error(report_errc::unavailable, "the node is stopping"));
+        c->fail(runtime::make_error(protocols::error_code::unavailable, "the node is stopping"));
         return;
       }
-      caf::actor me = caf::actor_cast<caf::actor>(self);
       protocols::admin_request req;
       req.command = protocols::admin_command::members;
-      reply_sink sink{std::make_shared<std::function<void(protocols::admin_reply)>>(
-        [me](protocols::admin_reply r) { caf::anon_send(me, std::move(r)); })};
-      self->send(cluster, admin_atom::value, std::move(req), std::move(sink));
+      self->request(cluster, store_timeout, admin_atom::value, std::move(req))
+        .then([c](protocols::admin_reply& r) { c->on_members(r); },
+              [c](caf::error& err) {
+                c->fail(runtime::make_error(protocols::error_code::unavailable,
+                                            "cannot read the member table: " + describe(err)));
+              });
     },
-    [c](protocols::admin_reply& r) { c->on_members(r); },
     [c](deadline_atom) { c->on_deadline(); },
-    [c](probe_atom) { c->on_probe_tick(); },
+    [c](recheck_atom) { c->on_probe_tick(); },
     [c](cancel_atom) { c->on_cancel(); },
   };
 }

@@ -21,7 +21,7 @@
 
 #include "actors/analytics/plan.hpp"
 #include "actors/analytics/report_def.hpp"
-#include "runtime/config/node_config.hpp"
+#include "actors/analytics/config.hpp"
 
 namespace wharf::runtime {
 class pg_pool;
@@ -39,7 +39,7 @@ struct coord_args {
   size_t partitions = 0;
   uint64_t trace = 0;
   std::shared_ptr<runtime::pg_pool> pool;
-  runtime::analytics_config cfg;
+  analytics_config cfg;
   std::string node;
   size_t worker_threads = 2;
   caf::actor service;

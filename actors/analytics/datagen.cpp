@@ -1,7 +1,11 @@
 #include "actors/analytics/datagen.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <iostream>
+
+#include <unistd.h>
 
 #include "runtime/core/types.hpp"
 #include "runtime/pg/pg_connection.hpp"
@@ -156,6 +160,41 @@ caf::expected<datagen_result> generate_user_events(runtime::pg_connection& pg,
   res.rows = opts.rows;
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
+}
+
+int run_datagen(const std::string& dataset, std::string dsn, const datagen_options& opts) {
+  if (dataset != "user_events") {
+    std::cerr << "wharf datagen: unknown dataset \"" << dataset << "\" (known: user_events)\n";
+    return 2;
+  }
+  if (dsn.empty())
+    if (auto env = std::getenv("WHARF_PG_DSN"))
+      dsn = env;
+  if (dsn.empty()) {
+    std::cerr << "wharf datagen: no database: pass --dsn or set WHARF_PG_DSN\n";
+    return 2;
+  }
+  auto pg = runtime::pg_connection::open(dsn);
+  if (!pg) {
+    std::cerr << "wharf datagen: " << runtime::describe(pg.error()) << '\n';
+    return 1;
+  }
+  bool tty = isatty(2);
+  auto progress = [&](uint64_t rows) {
+    if (tty)
+      std::cerr << "\r" << rows << " / " << opts.rows << " rows" << std::flush;
+  };
+  auto res = generate_user_events(**pg, opts, progress);
+  if (tty)
+    std::cerr << "\r" << std::string(40, ' ') << "\r";
+  if (!res) {
+    std::cerr << "wharf datagen: " << runtime::describe(res.error()) << '\n';
+    return runtime::code_of(res.error()) == runtime::runtime_errc::bad_request ? 2 : 1;
+  }
+  std::cout << "loaded " << res->rows << " rows into " << opts.table << " in " << res->seconds
+            << " s (" << static_cast<uint64_t>(res->rows / std::max(res->seconds, 1e-9))
+            << " rows/s), seed " << opts.seed << ", " << opts.users << " users\n";
+  return 0;
 }
 
 } // namespace wharf::actors

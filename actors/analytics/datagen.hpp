@@ -43,4 +43,9 @@ constexpr size_t event_type_count = 8;
 generate_user_events(runtime::pg_connection& pg, const datagen_options& opts,
                      const std::function<void(uint64_t)>& progress = {});
 
+/// `wharf datagen DATASET`: loads `dataset` ("user_events") over `dsn` (else $WHARF_PG_DSN),
+/// with a row count on a terminal and one summary line. Returns the exit code: 0 loaded,
+/// 1 failed, 2 usage (unknown dataset, no database, bad options).
+int run_datagen(const std::string& dataset, std::string dsn, const datagen_options& opts);
+
 } // namespace wharf::actors

@@ -26,10 +26,10 @@ std::string worker_error(const caf::error& err) {
   capnp::MallocMessageBuilder mb;
   auto e = mb.initRoot<rp::WorkerReply>().initError();
   auto re = to_report_error(err);
-  e.setCode(to_string(static_cast<report_errc>(re.code())));
+  e.setCode(to_string(static_cast<protocols::error_code>(re.code())));
   auto msg = message_of(re);
   e.setMessage(text(msg));
-  e.setSqlstate(text(sqlstate_of(err)));
+  e.setSqlstate(text(runtime::sqlstate_of(re)));
   return message_bytes(mb);
 }
 
@@ -71,13 +71,13 @@ namespace {
 std::string run_read(read_job& job, pg_pool& pool, size_t r) {
   auto& rep = *job.report;
   if (job.run.empty())
-    return worker_error(make_error(report_errc::internal, "a read of no partition"));
+    return worker_error(runtime::make_error(protocols::error_code::internal, "a read of no partition"));
   auto first = job.run.front().id;
   agg_table* table = nullptr; // only this reader touches it while the read runs
   {
     std::lock_guard<std::mutex> guard{rep.mtx};
     if (rep.stop)
-      return worker_error(make_error(report_errc::cancelled, "report released"));
+      return worker_error(runtime::make_error(protocols::error_code::cancelled, "report released"));
     {
       std::lock_guard<std::mutex> small{rep.small};
       // Already read here: idempotent.
@@ -101,7 +101,7 @@ std::string run_read(read_job& job, pg_pool& pool, size_t r) {
   };
   auto lease = pool.acquire();
   if (!lease)
-    return give_up(make_error(report_errc::unavailable,
+    return give_up(runtime::make_error(protocols::error_code::unavailable,
                               "database unreachable: " + message_of(lease.error())));
   std::call_once(rep.types_once, [&] {
     auto local = local_types(**lease, *rep.plan);
@@ -125,7 +125,7 @@ std::string run_read(read_job& job, pg_pool& pool, size_t r) {
       ++j;
     // A release that came after the check above found no statement to cancel: check again.
     if (rep.stop) {
-      rows = make_error(report_errc::cancelled, "report released");
+      rows = runtime::make_error(protocols::error_code::cancelled, "report released");
       break;
     }
     std::vector<partition> stretch(job.run.begin() + static_cast<std::ptrdiff_t>(i),
@@ -151,7 +151,7 @@ std::string run_read(read_job& job, pg_pool& pool, size_t r) {
     rep.tables[r].reset();
     if (!rows)
       return worker_error(rows.error());
-    return worker_error(make_error(report_errc::cancelled, "report released"));
+    return worker_error(runtime::make_error(protocols::error_code::cancelled, "report released"));
   }
   for (auto& p : job.run)
     rep.merged.insert(p.id);
@@ -164,7 +164,7 @@ std::string run_collect(read_job& job) {
   auto& rep = *job.report;
   std::lock_guard<std::mutex> guard{rep.mtx};
   if (rep.running > 0)
-    return worker_error(make_error(report_errc::internal, "reads still running"));
+    return worker_error(runtime::make_error(protocols::error_code::internal, "reads still running"));
   size_t tables = 0;
   for (auto& t : rep.tables)
     tables += t != nullptr;
@@ -226,7 +226,7 @@ caf::behavior reader_impl(caf::event_based_actor*, std::shared_ptr<pg_pool> pool
       if (job->collect)
         return run_collect(*job);
       if (!pool)
-        return worker_error(make_error(report_errc::unavailable,
+        return worker_error(runtime::make_error(protocols::error_code::unavailable,
                                        "no database configured on this node (analytics.dsn "
                                        "or WHARF_PG_DSN)"));
       return run_read(*job, *pool, index);

@@ -38,7 +38,7 @@ void result_key(std::string& key, const runtime::pg_binary_result& r, int row, s
 namespace {
 
 caf::error bad_row(const std::string& why) {
-  return make_error(report_errc::internal, "unexpected COPY data: " + why);
+  return runtime::make_error(protocols::error_code::internal, "unexpected COPY data: " + why);
 }
 
 caf::expected<uint64_t> read_pushdown(pg_connection& pg, const report_plan& p,
@@ -62,7 +62,7 @@ caf::expected<uint64_t> read_pushdown(pg_connection& pg, const report_plan& p,
         sql += ", count(" + q(a.column) + "), max(" + float_input(a) + ")";
         break;
       case agg_fn::count_distinct:
-        return make_error(report_errc::invalid_argument,
+        return runtime::make_error(protocols::error_code::invalid_argument,
                           "count_distinct needs mode pull (or auto)");
     }
   }
@@ -389,13 +389,13 @@ caf::expected<uint64_t> read_run(pg_connection& pg, const report_plan& plan,
                                  const std::vector<partition>& run, agg_table& out,
                                  const std::atomic<bool>* stop) {
   if (!adjacent_run(run))
-    return make_error(report_errc::invalid_argument, "partitions of one read must be adjacent");
+    return runtime::make_error(protocols::error_code::invalid_argument, "partitions of one read must be adjacent");
   // One statement over the run's whole range: rows are counted once, whatever the split.
   partition part{run.front().id, run.front().lo, run.back().hi};
   bool in_snapshot = !plan.snapshot.empty();
   bool in_tx = in_snapshot || !plan.session.empty();
   if (in_snapshot && !valid_snapshot_id(plan.snapshot))
-    return make_error(report_errc::invalid_argument, "malformed snapshot id");
+    return runtime::make_error(protocols::error_code::invalid_argument, "malformed snapshot id");
   if (in_tx) {
     auto b = pg.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (!b)

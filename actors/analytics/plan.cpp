@@ -33,23 +33,24 @@ table_spec report_plan::spec() const {
 }
 
 caf::error to_report_error(const caf::error& err) {
+  using protocols::error_code;
   if (!err)
     return err;
-  if (err.category() == report_errc_category)
+  if (err.category() == runtime::error_code_category)
     return err;
   auto msg = message_of(err);
+  auto state = runtime::sqlstate_of(err);
   if (err.category() == runtime::pg_errc_category) {
     auto code = static_cast<runtime::pg_errc>(err.code());
     if (code == runtime::pg_errc::cancelled)
-      return make_error(report_errc::cancelled, msg);
+      return runtime::make_error(error_code::cancelled, msg, state);
     if (code == runtime::pg_errc::connection)
-      return make_error(report_errc::unavailable, "database unreachable: " + msg);
-    auto state = runtime::sqlstate_of(err);
-    if (state.rfind("22", 0) == 0)
-      return make_error(report_errc::invalid_argument, msg);
-    return make_error(report_errc::pg_error, msg);
+      return runtime::make_error(error_code::unavailable, "database unreachable: " + msg, state);
+    if (state.rfind("22", 0) == 0) // data exceptions: the request's values are wrong
+      return runtime::make_error(error_code::invalid_argument, msg, state);
+    return runtime::make_error(error_code::pg_error, msg, state);
   }
-  return make_error(report_errc::internal, msg);
+  return runtime::make_error(runtime::wire_code(err), msg);
 }
 
 namespace {
@@ -117,7 +118,7 @@ caf::error groups_by_bytes(const report_def& d, const std::string& col, const co
     return caf::none;
   auto why = c.deterministic ? "type " + c.type + ", whose equal values can differ in bytes"
                              : "a nondeterministic collation";
-  return make_error(report_errc::invalid_argument,
+  return runtime::make_error(protocols::error_code::invalid_argument,
                     "report " + d.name + ": cannot " + role + " column \"" + col + "\": it has "
                       + why + ", so wharf could not group it exactly as PostgreSQL does; cast it"
                       " in a view (e.g. to text) and report over the view");
@@ -132,7 +133,7 @@ session_settings(pg_connection& pg) {
   if (!session)
     return to_report_error(session.error());
   if (session->rows.size() != 1 || session->rows[0].size() != 4)
-    return make_error(report_errc::internal, "session settings: unexpected answer");
+    return runtime::make_error(protocols::error_code::internal, "session settings: unexpected answer");
   auto& now = session->rows[0];
   return std::vector<std::pair<std::string, std::string>>{
     {"TimeZone", now[0].value_or("UTC")},
@@ -151,7 +152,7 @@ caf::error resolve_columns(report_plan& p, std::map<std::string, column_info>& t
   auto need = [&](const std::string& col, const char* role) -> caf::error {
     auto i = types.find(col);
     if (i == types.end())
-      return make_error(report_errc::invalid_argument,
+      return runtime::make_error(protocols::error_code::invalid_argument,
                         "report " + d.name + ": " + role + " column \"" + col
                           + "\" does not exist in table " + d.table);
     p.column_types[col] = i->second.type;
@@ -163,7 +164,7 @@ caf::error resolve_columns(report_plan& p, std::map<std::string, column_info>& t
     if (auto err = need(d.partition_column, "partition"))
       return err;
     if (integer_oids.count(types[d.partition_column].oid) == 0)
-      return make_error(report_errc::invalid_argument,
+      return runtime::make_error(protocols::error_code::invalid_argument,
                         "report " + d.name + ": partition column " + d.partition_column
                           + " must be an integer column (or \"ctid\")");
   }
@@ -208,7 +209,7 @@ caf::error resolve_columns(report_plan& p, std::map<std::string, column_info>& t
     bool numeric_fn = a.fn == agg_fn::sum || a.fn == agg_fn::avg || a.fn == agg_fn::min
                       || a.fn == agg_fn::max;
     if (numeric_fn && numeric_oids.count(types[a.column].oid) == 0)
-      return make_error(report_errc::invalid_argument,
+      return runtime::make_error(protocols::error_code::invalid_argument,
                         "report " + d.name + ": " + to_string(a.fn) + "(" + a.column
                           + ") needs a numeric column");
   }
@@ -221,7 +222,7 @@ caf::expected<report_plan> choose_mode(pg_connection& pg, report_plan p, read_mo
                                        bool distinct) {
   auto& d = p.def;
   if (distinct && mode == read_mode::pushdown)
-    return make_error(report_errc::invalid_argument,
+    return runtime::make_error(protocols::error_code::invalid_argument,
                       "report " + d.name + " uses count_distinct: mode pushdown cannot merge it;"
                       " use pull or auto");
   if (mode != read_mode::automatic) {
@@ -314,7 +315,7 @@ caf::expected<report_plan> local_types(pg_connection& pg, const report_plan& p) 
   for (auto& [col, type] : out.column_types) {
     auto i = types->find(col);
     if (i == types->end())
-      return make_error(report_errc::invalid_argument,
+      return runtime::make_error(protocols::error_code::invalid_argument,
                         "column \"" + col + "\" does not exist in table " + p.def.table);
     type = i->second.type;
   }
@@ -379,7 +380,7 @@ caf::expected<std::string> export_snapshot(pg_connection& pg) {
   auto r = pg.query("SELECT pg_export_snapshot()");
   if (!r || r->rows.empty() || !r->rows[0][0]) {
     (void) pg.query("ROLLBACK");
-    return r ? make_error(report_errc::internal, "pg_export_snapshot() returned nothing")
+    return r ? runtime::make_error(protocols::error_code::internal, "pg_export_snapshot() returned nothing")
              : to_report_error(r.error());
   }
   return *r->rows[0][0];

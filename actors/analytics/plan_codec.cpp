@@ -115,7 +115,7 @@ caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
   for (auto a : d.getAggregates()) {
     auto fn = static_cast<uint16_t>(a.getFn());
     if (fn > static_cast<uint16_t>(agg_fn::count_distinct))
-      return make_error(report_errc::invalid_argument, "unknown aggregate function");
+      return runtime::make_error(protocols::error_code::invalid_argument, "unknown aggregate function");
     p.def.aggregates.push_back({static_cast<agg_fn>(fn), str(a.getColumn()), str(a.getName())});
   }
   for (auto f : d.getFilterColumns())
@@ -130,7 +130,7 @@ caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
     p.not_null.insert(str(c));
   if (p.key_kinds.size() != p.def.group_by.size() || p.key_as_text.size() != p.def.group_by.size()
       || p.def.aggregates.empty() || p.def.group_by.empty())
-    return make_error(report_errc::invalid_argument, "inconsistent report definition");
+    return runtime::make_error(protocols::error_code::invalid_argument, "inconsistent report definition");
   p.params.start = str(r.getStartDate());
   p.params.end = str(r.getEndDate());
   for (auto id : r.getUserIds())
@@ -140,14 +140,14 @@ caf::expected<report_plan> read_plan(rp::ReadTask::Reader r) {
   p.mode = from_wire(r.getMode()) == read_mode::pull ? read_mode::pull : read_mode::pushdown;
   p.snapshot = str(r.getSnapshot());
   if (!p.snapshot.empty() && !valid_snapshot_id(p.snapshot))
-    return make_error(report_errc::invalid_argument, "malformed snapshot id");
+    return runtime::make_error(protocols::error_code::invalid_argument, "malformed snapshot id");
   p.partitions = std::min<uint32_t>(r.getPartitions(), max_partitions);
   for (auto x : r.getSession()) {
     // Values are bound parameters; names are checked so a plan cannot set anything else.
     if (p.session.size() >= 8)
-      return make_error(report_errc::invalid_argument, "too many session settings");
+      return runtime::make_error(protocols::error_code::invalid_argument, "too many session settings");
     if (!session_setting_allowed(str(x.getName())))
-      return make_error(report_errc::invalid_argument,
+      return runtime::make_error(protocols::error_code::invalid_argument,
                         "session setting not allowed: " + str(x.getName()));
     p.session.emplace_back(str(x.getName()), str(x.getValue()));
   }

@@ -6,44 +6,10 @@
 
 #include <caf/make_message.hpp>
 
-#include "runtime/config/node_config.hpp"
+#include "actors/analytics/config.hpp"
 #include "runtime/core/types.hpp"
 
 namespace wharf::actors {
-
-const char* to_string(report_errc x) noexcept {
-  switch (x) {
-    case report_errc::none: return "OK";
-    case report_errc::not_found: return "NOT_FOUND";
-    case report_errc::invalid_argument: return "INVALID_ARGUMENT";
-    case report_errc::timeout: return "TIMEOUT";
-    case report_errc::cancelled: return "CANCELLED";
-    case report_errc::pg_error: return "PG_ERROR";
-    case report_errc::unavailable: return "UNAVAILABLE";
-    case report_errc::internal: return "INTERNAL";
-  }
-  return "INTERNAL";
-}
-
-report_errc report_errc_from_string(const std::string& s) noexcept {
-  for (uint8_t c = 1; c <= static_cast<uint8_t>(report_errc::internal); ++c)
-    if (s == to_string(static_cast<report_errc>(c)))
-      return static_cast<report_errc>(c);
-  return report_errc::internal;
-}
-
-caf::error make_error(report_errc code, std::string context) {
-  return caf::error{static_cast<uint8_t>(code), report_errc_category,
-                    caf::make_message(std::move(context))};
-}
-
-std::string message_of(const caf::error& err) {
-  if (!err)
-    return {};
-  if (!err.context().empty() && err.context().match_element<std::string>(0))
-    return err.context().get_as<std::string>(0);
-  return runtime::describe(err);
-}
 
 const char* to_string(agg_fn x) noexcept {
   switch (x) {
@@ -100,7 +66,7 @@ bool plain_name(const std::string& s, bool allow_dot = false) {
 }
 
 caf::error bad(const std::string& what) {
-  return make_error(report_errc::invalid_argument, what);
+  return runtime::make_error(protocols::error_code::invalid_argument, what);
 }
 
 } // namespace
@@ -140,7 +106,7 @@ caf::expected<aggregate> parse_aggregate(const std::string& text) {
   return a;
 }
 
-caf::expected<report_def> parse_report(const runtime::report_config& cfg) {
+caf::expected<report_def> parse_report(const report_config& cfg) {
   auto where = "reports." + cfg.name;
   if (!plain_name(cfg.name))
     return bad("reports: bad report name \"" + cfg.name + "\" (letters, digits, _)");
@@ -228,7 +194,7 @@ caf::expected<report_def> report_catalog::find(const std::string& name) const {
   std::string known;
   for (auto& [n, d] : defs_)
     known += (known.empty() ? "" : ", ") + n;
-  return make_error(report_errc::not_found,
+  return runtime::make_error(protocols::error_code::not_found,
                     "no report named \"" + name.substr(0, 128) + "\" (known: " + known + ")");
 }
 

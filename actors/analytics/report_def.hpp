@@ -14,36 +14,16 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
-namespace wharf::runtime {
-struct report_config;
-} // namespace wharf::runtime
+#include "protocols/error_code.hpp"
+#include "runtime/core/types.hpp"
 
 namespace wharf::actors {
 
-/// Error codes callers see (`errorCode` in the API); category `report_errc_category`.
-enum class report_errc : uint8_t {
-  none = 0,
-  not_found,        ///< NOT_FOUND: unknown report name / result reference
-  invalid_argument, ///< INVALID_ARGUMENT: bad request (filter not allowed, bad date, ...)
-  timeout,          ///< TIMEOUT: the deadline passed
-  cancelled,        ///< CANCELLED
-  pg_error,         ///< PG_ERROR: PostgreSQL rejected a statement (sqlstate in the context)
-  unavailable,      ///< UNAVAILABLE: no worker node / database unreachable
-  internal,         ///< INTERNAL
-};
+struct report_config;
 
-constexpr caf::atom_value report_errc_category = caf::atom("report");
-
-/// "NOT_FOUND", "INVALID_ARGUMENT", ...
-const char* to_string(report_errc x) noexcept;
-
-/// Parses the spelling of `to_string`; `internal` for anything else.
-report_errc report_errc_from_string(const std::string& s) noexcept;
-
-caf::error make_error(report_errc code, std::string context);
-
-/// The message of an error: its string context when it has one, else a full rendering.
-std::string message_of(const caf::error& err);
+/// Errors are `runtime::make_error(protocols::error_code, ...)`: the one wire vocabulary
+/// (INVALID_ARGUMENT, NOT_FOUND, ...) that callers see as `errorCode`.
+using runtime::message_of;
 
 enum class agg_fn : uint8_t { count, sum, avg, min, max, count_distinct };
 
@@ -79,7 +59,7 @@ struct report_params {
 report_def user_behavior_report();
 
 /// Checks and converts a `[[reports]]` entry; errors name the report and the key.
-[[nodiscard]] caf::expected<report_def> parse_report(const runtime::report_config& cfg);
+[[nodiscard]] caf::expected<report_def> parse_report(const report_config& cfg);
 
 /// Parses "fn(column) AS name" (case-insensitive fn and AS; name defaults to fn_column).
 [[nodiscard]] caf::expected<aggregate> parse_aggregate(const std::string& text);

@@ -7,7 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "runtime/config/node_config.hpp"
+#include "actors/analytics/config.hpp"
 
 namespace wharf::actors::analytics_detail {
 
@@ -37,7 +37,7 @@ std::atomic<uint64_t>& report_activity::generation() {
 }
 
 std::atomic<int64_t>& report_activity::keep() {
-  static std::atomic<int64_t> s{runtime::analytics_config{}.keep_memory.count()};
+  static std::atomic<int64_t> s{analytics_config{}.keep_memory.count()};
   return s;
 }
 

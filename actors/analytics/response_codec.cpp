@@ -39,13 +39,13 @@ std::string response_bytes(const response_info& x) {
 
 void set_error(response_info& x, const caf::error& err) {
   auto re = to_report_error(err);
-  auto code = static_cast<report_errc>(re.code());
-  x.status = code == report_errc::timeout     ? rp::ReportStatus::TIMEOUT
-             : code == report_errc::cancelled ? rp::ReportStatus::CANCELLED
+  auto code = static_cast<protocols::error_code>(re.code());
+  x.status = code == protocols::error_code::timeout     ? rp::ReportStatus::TIMEOUT
+             : code == protocols::error_code::cancelled ? rp::ReportStatus::CANCELLED
                                               : rp::ReportStatus::FAILED;
   x.code = to_string(code);
   x.error = message_of(re);
-  x.sqlstate = sqlstate_prefix(x.error);
+  x.sqlstate = runtime::sqlstate_of(re);
 }
 
 std::string error_response(const std::string& id, const caf::error& err, uint64_t trace,

@@ -11,12 +11,23 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/analytics/atoms.hpp"
 #include "actors/analytics/capnp_text.hpp"
 #include "actors/analytics/response_codec.hpp"
 #include "protocols/capnp_io.hpp"
 #include "protocols/result_page.hpp"
+#include "runtime/storage/column_family.hpp"
 
 namespace wharf::actors::analytics_detail {
+
+namespace {
+
+// The column family results live in (the module's own; see module.cpp).
+runtime::column_ref results() {
+  return runtime::column_ref{results_family};
+}
+
+} // namespace
 
 using protocols::flat_reader;
 using protocols::message_bytes;
@@ -28,8 +39,6 @@ using protocols::page_writer;
 
 namespace {
 
-constexpr uint32_t default_fetch = 10000;
-constexpr uint32_t max_fetch = 100000;
 constexpr const char* store_path = "system/store";
 constexpr const char* service_path = "services/analytics";
 
@@ -62,8 +71,8 @@ result_store::entries(const sorted_partial& total,
   // core is free by now).
   auto encode = [&](uint64_t first_page, uint64_t step) {
     std::vector<std::pair<std::string, std::string>> out;
-    for (uint64_t from = first_page * page_rows; from < rows; from += step * page_rows) {
-      auto n = std::min<uint64_t>(page_rows, rows - from);
+    for (uint64_t from = first_page * result_page_rows; from < rows; from += step * result_page_rows) {
+      auto n = std::min<uint64_t>(result_page_rows, rows - from);
       capnp::MallocMessageBuilder mb;
       auto page = mb.initRoot<rp::ResultPage>();
       write_columns(page.initColumns(static_cast<unsigned>(cols.size())), cols);
@@ -72,7 +81,7 @@ result_store::entries(const sorted_partial& total,
       page_writer w{types};
       write_page(w, total, from, n);
       w.write(page);
-      out.emplace_back(page_key(from / page_rows), message_bytes(mb));
+      out.emplace_back(page_key(from / result_page_rows), message_bytes(mb));
     }
     return out;
   };
@@ -84,10 +93,10 @@ result_store::entries(const sorted_partial& total,
       for (auto& kv : *part)
         puts.emplace(std::move(kv));
   } catch (const kj::Exception& e) {
-    return make_error(report_errc::internal,
+    return runtime::make_error(protocols::error_code::internal,
                       std::string("cannot store the result: ") + e.getDescription().cStr());
   } catch (const std::exception& e) {
-    return make_error(report_errc::internal, std::string("cannot store the result: ") + e.what());
+    return runtime::make_error(protocols::error_code::internal, std::string("cannot store the result: ") + e.what());
   }
   {
     capnp::MallocMessageBuilder mb;
@@ -103,26 +112,26 @@ void result_store::save(caf::event_based_actor* self, const caf::actor& root,
                         const std::string& id, std::map<std::string, std::string> puts,
                         std::function<void()> saved,
                         std::function<void(const caf::error&)> failed) {
-  self->request(root, std::chrono::seconds{10}, whereis_atom::value, std::string{store_path})
+  self->request(root, store_timeout, whereis_atom::value, std::string{store_path})
     .then(
       [self, id, puts = std::move(puts), saved, failed](caf::actor& store) mutable {
-        self->request(store, std::chrono::seconds{120}, persist_atom::value, result_path(id),
+        self->request(store, std::chrono::seconds{120}, persist_atom::value, results(), result_path(id),
                       std::move(puts), std::vector<std::string>{})
           .then([saved](caf::ok_atom) { saved(); },
                 [failed](caf::error& err) {
-                  failed(make_error(report_errc::internal,
+                  failed(runtime::make_error(protocols::error_code::internal,
                                     "cannot store the result: " + describe(err)));
                 });
       },
       [failed](caf::error& err) {
-        failed(make_error(report_errc::internal, "no state store: " + describe(err)));
+        failed(runtime::make_error(protocols::error_code::internal, "no state store: " + describe(err)));
       });
 }
 
-void result_store::fetch(rp::FetchRequest::Reader req, bytes_sink reply) {
+void result_store::fetch(rp::FetchRequest::Reader req, std::function<void(std::string)> reply) {
   auto ref = str(req.getRef());
   auto offset = req.getOffset();
-  uint64_t limit = req.getLimit() ? std::min(req.getLimit(), max_fetch) : default_fetch;
+  uint64_t limit = req.getLimit() ? std::min(req.getLimit(), result_page_rows) : default_fetch_rows;
   auto fail = [reply](const std::string& code, const std::string& msg) {
     capnp::MallocMessageBuilder mb;
     auto p = mb.initRoot<rp::ResultPage>();
@@ -138,10 +147,10 @@ void result_store::fetch(rp::FetchRequest::Reader req, bytes_sink reply) {
     fail("INVALID_ARGUMENT", "bad result reference");
     return;
   }
-  self_->request(root_, std::chrono::seconds{10}, whereis_atom::value, std::string{store_path})
+  self_->request(root_, store_timeout, whereis_atom::value, std::string{store_path})
     .then(
       [this, ref, offset, limit, reply, fail](caf::actor& store) {
-        self_->request(store, std::chrono::seconds{10}, restore_atom::value, result_path(ref),
+        self_->request(store, store_timeout, restore_atom::value, results(), result_path(ref),
                        std::string{"meta"})
           .then(
             [this, store, ref, offset, limit, reply, fail](bool found, std::string& meta) {
@@ -156,11 +165,10 @@ void result_store::fetch(rp::FetchRequest::Reader req, bytes_sink reply) {
       [fail](caf::error& err) { fail("INTERNAL", describe(err)); });
 }
 
-
 // Reads the pages covering [offset, offset + limit) one after another, then answers. A
 // request for exactly one stored page gets the page as stored (no copy of its rows).
 void result_store::fetch_pages(caf::actor store, std::string ref, uint64_t offset,
-                               uint64_t limit, std::string meta, bytes_sink reply) {
+                               uint64_t limit, std::string meta, std::function<void(std::string)> reply) {
   struct job {
     std::string meta;
     std::vector<std::string> pages;
@@ -177,7 +185,7 @@ void result_store::fetch_pages(caf::actor store, std::string ref, uint64_t offse
   } catch (const kj::Exception&) {
   }
   auto end = std::min(total, offset + limit);
-  bool whole_page = offset % page_rows == 0 && (end - offset == page_rows || end == total);
+  bool whole_page = offset % result_page_rows == 0 && (end - offset == result_page_rows || end == total);
   auto answer = [j, offset, end, total, whole_page, reply] {
     if (whole_page && j->pages.size() == 1) {
       reply(std::move(j->pages.front()));
@@ -217,8 +225,8 @@ void result_store::fetch_pages(caf::actor store, std::string ref, uint64_t offse
     j->last_page = 0;
     j->first_page = 1; // no page to read: answer at once (through the same checks)
   } else {
-    j->first_page = offset / page_rows;
-    j->last_page = (end - 1) / page_rows;
+    j->first_page = offset / result_page_rows;
+    j->last_page = (end - 1) / result_page_rows;
   }
   auto next = std::make_shared<std::function<void(uint64_t)>>();
   *next = [this, store, ref, j, next, answer, reply](uint64_t page) {
@@ -240,7 +248,7 @@ void result_store::fetch_pages(caf::actor store, std::string ref, uint64_t offse
       *next = nullptr; // break the cycle
       return;
     }
-    self_->request(store, std::chrono::seconds{10}, restore_atom::value, result_path(ref),
+    self_->request(store, store_timeout, restore_atom::value, results(), result_path(ref),
                    page_key(page))
       .then(
         [j, next, page](bool, std::string& bytes) {
@@ -260,19 +268,15 @@ void result_store::fetch_pages(caf::actor store, std::string ref, uint64_t offse
   (*next)(j->first_page);
 }
 
-
-// Finds the results an earlier run of this service stored and gives each one more
-// `result_ttl` (then on_tick drops them): without this they would stay on disk for good
-// once the node restarted.
 void result_store::adopt_leftovers() {
   if (adoption_ != not_yet)
     return;
   adoption_ = searching;
   auto parent = result_path("");
-  self_->request(root_, std::chrono::seconds{10}, whereis_atom::value, std::string{store_path})
+  self_->request(root_, store_timeout, whereis_atom::value, std::string{store_path})
     .then(
       [this, parent](caf::actor& store) {
-        self_->request(store, std::chrono::seconds{60}, list_atom::value, parent)
+        self_->request(store, std::chrono::seconds{60}, list_atom::value, results(), parent)
           .then(
             [this, store, parent](std::vector<std::string>& paths) {
               adoption_ = adopted;
@@ -300,9 +304,8 @@ void result_store::adopt_leftovers() {
       });
 }
 
-
 void result_store::adopt(const caf::actor& store, const std::string& id) {
-  self_->request(store, std::chrono::seconds{60}, restore_atom::value, result_path(id),
+  self_->request(store, std::chrono::seconds{60}, restore_atom::value, results(), result_path(id),
                  std::string{"meta"})
     .then(
       [this, id](bool found, std::string& meta) {
@@ -313,7 +316,7 @@ void result_store::adopt(const caf::actor& store, const std::string& id) {
           flat_reader rd{meta};
           try {
             if (rd.ok())
-              pages = (rd.get<rp::ResultPage>().getTotalRows() + page_rows - 1) / page_rows;
+              pages = (rd.get<rp::ResultPage>().getTotalRows() + result_page_rows - 1) / result_page_rows;
           } catch (const kj::Exception&) {
           }
         }
@@ -327,7 +330,6 @@ void result_store::adopt(const caf::actor& store, const std::string& id) {
       });
 }
 
-
 void result_store::drop_expired(steady::time_point now) {
   for (auto i = leftovers_.begin(); i != leftovers_.end();) {
     if (now > i->second.expires) {
@@ -340,17 +342,16 @@ void result_store::drop_expired(steady::time_point now) {
 }
 
 void result_store::drop(const std::string& id, uint64_t pages) {
-  self_->request(root_, std::chrono::seconds{10}, whereis_atom::value, std::string{store_path})
+  self_->request(root_, store_timeout, whereis_atom::value, std::string{store_path})
     .then(
       [this, id, pages](caf::actor& store) {
         std::vector<std::string> keys{"meta"};
         for (uint64_t p = 0; p < pages; ++p)
           keys.push_back(page_key(p));
-        self_->send(store, persist_atom::value, result_path(id),
+        self_->send(store, persist_atom::value, results(), result_path(id),
                     std::map<std::string, std::string>{}, std::move(keys));
       },
       [](caf::error&) {});
 }
-
 
 } // namespace wharf::actors::analytics_detail

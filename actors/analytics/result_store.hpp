@@ -1,9 +1,10 @@
 #pragma once
 /// Large results, stored and fetched by reference (internal to actors/analytics).
 ///
-/// A result of more than `analytics.large_result_rows` rows is stored as pages of `page_rows`
-/// rows, written to RocksDB (through the state store, `system/store`) in one atomic batch
-/// under `services/analytics/results/<report id>`: keys "meta" and "page/NNNNNNNN". Every page
+/// A result of more than `analytics.large_result_rows` rows is stored as pages of
+/// `result_page_rows` rows, written to RocksDB (through the state store, `system/store`, in
+/// the module's column family `analytics_results`) in one atomic batch under
+/// `services/analytics/results/<report id>`: keys "meta" and "page/NNNNNNNN". Every page
 /// carries the columns, so a page-aligned fetch is served as stored. The service answers
 /// `fetch` calls from them, drops a result when its report expires, and adopts the results an
 /// earlier run left (before a node or actor restart) so that they expire too.
@@ -34,8 +35,6 @@ namespace rp = wharf::reports;
 
 class result_store {
 public:
-  static constexpr uint64_t page_rows = 100000; ///< rows per stored result page (= max_fetch)
-
   /// `self` (the service, which owns this) sends the requests; `root` is the node's root
   /// supervisor, which finds the state store; results an earlier run left expire `ttl` after
   /// they are found; `ours(id)` tells whether this run stores result `id`.
@@ -60,7 +59,7 @@ public:
 
   /// Answers a `FetchRequest` with a `ResultPage` (rows [offset, offset + limit), or an error
   /// code: INVALID_ARGUMENT, NOT_FOUND, INTERNAL).
-  void fetch(rp::FetchRequest::Reader req, runtime::bytes_sink reply);
+  void fetch(rp::FetchRequest::Reader req, std::function<void(std::string)> reply);
 
   /// Finds the results an earlier run of this service stored and gives each one more `ttl`
   /// (then drop_expired drops them): without this they would stay on disk for good once the
@@ -75,7 +74,7 @@ public:
 
 private:
   void fetch_pages(caf::actor store, std::string ref, uint64_t offset, uint64_t limit,
-                   std::string meta, runtime::bytes_sink reply);
+                   std::string meta, std::function<void(std::string)> reply);
   void adopt(const caf::actor& store, const std::string& id);
 
   caf::event_based_actor* self_;

@@ -1,47 +1,46 @@
 // wharf: the command-line tool. `wharf console --connect HOST:PORT` opens the interactive
-// operator console (history, tab completion); `-c "COMMAND"` runs one command and exits
-// non-zero when it fails.
+// operator console (history, completion of commands and node names); `-c "COMMAND"` runs one
+// command and exits non-zero when it fails. `wharf report` and `wharf datagen` come from the
+// analytics module. This file is wiring: the terminal, the flags and the modules it links.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <editline/readline.h>
 
 #include "actors/analytics/datagen.hpp"
-#include "report_cmd.hpp"
+#include "actors/analytics/module.hpp"
+#include "actors/analytics/report_cli.hpp"
+#include "actors/registers/register_module.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/console/console.hpp"
 #include "runtime/core/types.hpp"
-#include "runtime/pg/pg_connection.hpp"
-#include "runtime/rpc/admin_client.hpp"
+#include "runtime/rpc/rpc_client.hpp"
 
 using namespace wharf;
 
 namespace {
 
-char* complete_command(const char* text, int state) {
+runtime::console* active = nullptr; // the console editline completes for
+
+char* complete_word(const char*, int state) {
+  static std::vector<std::string> matches;
   static size_t index;
-  if (state == 0)
+  if (state == 0) {
     index = 0;
-  auto& cmds = runtime::console_commands();
-  auto len = strlen(text);
-  while (index < cmds.size()) {
-    auto& c = cmds[index++];
-    if (c.compare(0, len, text) == 0)
-      return strdup(c.c_str());
+    matches = active ? active->complete(std::string(rl_line_buffer, static_cast<size_t>(rl_point)))
+                     : std::vector<std::string>{};
   }
+  if (index < matches.size())
+    return strdup(matches[index++].c_str());
   return nullptr;
 }
 
-char** completion(const char* text, int start, int) {
+char** completion(const char* text, int, int) {
   rl_attempted_completion_over = 1;
-  if (start != 0)
-    return nullptr; // only the command word completes; node names vary
-  return rl_completion_matches(text, complete_command);
+  return rl_completion_matches(text, complete_word);
 }
 
 int print(const runtime::console_result& r) {
@@ -50,25 +49,26 @@ int print(const runtime::console_result& r) {
   return r.exit_code;
 }
 
-int console(const std::string& connect, const std::vector<std::string>& commands,
-            int timeout_ms) {
+int console(const runtime::module_list& modules, const std::string& connect,
+            const std::vector<std::string>& commands, int timeout_ms) {
   auto ep = runtime::parse_endpoint(connect, "--connect");
   if (!ep) {
     std::cerr << "wharf console: " << runtime::describe(ep.error()) << '\n';
     return 2;
   }
-  runtime::admin_client client{ep->host, ep->port, std::chrono::milliseconds{timeout_ms}};
+  runtime::rpc_client client{ep->host, ep->port, std::chrono::milliseconds{timeout_ms}};
+  runtime::console con{client, modules};
   if (!commands.empty()) {
     int rc = 0;
     for (auto& c : commands) {
-      rc = print(runtime::run_console_command(client, c));
+      rc = print(con.run(c));
       if (rc != 0)
         break;
     }
     return rc;
   }
   // Interactive: check the node answers first, so a typo in --connect fails fast.
-  auto hello = runtime::run_console_command(client, "nodes");
+  auto hello = con.run("nodes");
   if (hello.exit_code != 0) {
     std::cerr << hello.error;
     return 1;
@@ -80,6 +80,7 @@ int console(const std::string& connect, const std::vector<std::string>& commands
   using_history();
   if (!history_file.empty())
     read_history(history_file.c_str());
+  active = &con;
   rl_attempted_completion_function = completion;
   auto prompt = "wharf " + connect + "> ";
   while (char* raw = readline(prompt.c_str())) {
@@ -88,58 +89,27 @@ int console(const std::string& connect, const std::vector<std::string>& commands
     if (line.find_first_not_of(" \t") == std::string::npos)
       continue;
     add_history(line.c_str());
-    auto r = runtime::run_console_command(client, line);
+    auto r = con.run(line);
     print(r);
     if (r.quit)
       break;
   }
+  active = nullptr;
   if (!history_file.empty())
     write_history(history_file.c_str());
-  return 0;
-}
-
-int datagen(const std::string& dataset, std::string dsn, const actors::datagen_options& opts) {
-  if (dataset != "user_events") {
-    std::cerr << "wharf datagen: unknown dataset \"" << dataset << "\" (known: user_events)\n";
-    return 2;
-  }
-  if (dsn.empty())
-    if (auto env = std::getenv("WHARF_PG_DSN"))
-      dsn = env;
-  if (dsn.empty()) {
-    std::cerr << "wharf datagen: no database: pass --dsn or set WHARF_PG_DSN\n";
-    return 2;
-  }
-  auto pg = runtime::pg_connection::open(dsn);
-  if (!pg) {
-    std::cerr << "wharf datagen: " << runtime::describe(pg.error()) << '\n';
-    return 1;
-  }
-  bool tty = isatty(2);
-  auto progress = [&](uint64_t rows) {
-    if (tty)
-      std::cerr << "\r" << rows << " / " << opts.rows << " rows" << std::flush;
-  };
-  auto res = actors::generate_user_events(**pg, opts, progress);
-  if (tty)
-    std::cerr << "\r" << std::string(40, ' ') << "\r";
-  if (!res) {
-    std::cerr << "wharf datagen: " << runtime::describe(res.error()) << '\n';
-    return runtime::code_of(res.error()) == runtime::runtime_errc::bad_request ? 2 : 1;
-  }
-  std::cout << "loaded " << res->rows << " rows into " << opts.table << " in " << res->seconds
-            << " s (" << static_cast<uint64_t>(res->rows / std::max(res->seconds, 1e-9))
-            << " rows/s), seed " << opts.seed << ", " << opts.users << " users\n";
   return 0;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
+  actors::register_module kv;
+  actors::analytics_module analytics;
+  runtime::module_list modules{&kv, &analytics};
   CLI::App app{"wharf: command-line tool for a wharf cluster", "wharf"};
   app.require_subcommand(1);
-  auto* con = app.add_subcommand(
-    "console", "operator console: interactive, or scripted with -c\n" + runtime::console_help());
+  auto* con = app.add_subcommand("console", "operator console: interactive, or scripted with -c\n"
+                                              + runtime::console_help(modules));
   std::string connect = "127.0.0.1:7101";
   std::vector<std::string> commands;
   int timeout_ms = 30000;
@@ -160,7 +130,7 @@ int main(int argc, char** argv) {
   gen->add_flag("--replace", gen_opts.replace, "drop and reload the table if it exists");
   auto* rep = app.add_subcommand(
     "report", "run a report on the cluster (offloaded SQL analytics) and print its rows");
-  cli::report_options ro;
+  actors::report_options ro;
   rep->add_option("name", ro.name, "report name, e.g. user_behavior_report")->required();
   rep->add_option("--connect", ro.connect, "RPC address of any node [default: 127.0.0.1:7101]");
   rep->add_option("--start", ro.start, "first day (YYYY-MM-DD = its midnight) or timestamp, inclusive");
@@ -180,10 +150,10 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (*con)
-    return console(connect, commands, timeout_ms);
+    return console(modules, connect, commands, timeout_ms);
   if (*gen)
-    return datagen(dataset, dsn, gen_opts);
+    return actors::run_datagen(dataset, dsn, gen_opts);
   if (*rep)
-    return cli::run_report(ro);
+    return actors::run_report(ro);
   return 2;
 }

@@ -19,6 +19,13 @@ namespace {
 
 using namespace protocols;
 using clock_type = caf::actor_clock::clock_type;
+// Receives the answer to an operator command, exactly once.
+using admin_done = std::function<void(admin_reply)>;
+
+// A failed admin reply with a wire code (protocols/error_code.hpp).
+admin_reply admin_error(error_code code, std::string message) {
+  return make_admin_error(to_string(code), std::move(message));
+}
 using string_map = std::map<std::string, std::string>;
 
 struct peer {
@@ -437,10 +444,9 @@ public:
                                   admin_request& req) {
     auto rp = self_->make_response_promise();
     req.node.clear(); // we are the target
-    execute(req, reply_sink{std::make_shared<std::function<void(admin_reply)>>(
-                   [this, rp, trace](admin_reply r) mutable {
-                     rp.deliver(envelope_bytes(std::move(r), trace));
-                   })});
+    execute(req, [this, rp, trace](admin_reply r) mutable {
+      rp.deliver(envelope_bytes(std::move(r), trace));
+    });
     return rp;
   }
 
@@ -463,9 +469,8 @@ public:
                  if (r) {
                    out.payload = std::move(*r);
                  } else {
-                   out.error = describe(r.error());
-                   auto code = code_of(r.error());
-                   out.error_code = code != runtime_errc::none ? to_string(code) : "error";
+                   out.error = message_of(r.error());
+                   out.error_code = to_string(wire_code(r.error()));
                  }
                  rp.deliver(envelope_bytes(std::move(out), trace));
                });
@@ -517,7 +522,7 @@ public:
                       "node " + name() + " runs no service \"" + service + "\""));
       return;
     }
-    // No timeout here: the caller (e.g. a report coordinator) owns the deadline.
+    // No timeout here: the caller (e.g. a coordinator) owns the deadline.
     self_->request(h, caf::infinite, call_atom::value, std::move(payload))
       .then([done](std::string& r) { done(std::move(r)); },
             [done](caf::error& err) { done(std::move(err)); });
@@ -562,7 +567,7 @@ public:
           if (!r)
             rp.deliver(make_error(runtime_errc::bad_request, "reply is not a service reply"));
           else if (!r->error.empty())
-            rp.deliver(make_error(errc_from_string(r->error_code), r->error));
+            rp.deliver(make_error(parse_error_code(r->error_code), r->error));
           else
             rp.deliver(std::move(r->payload));
         },
@@ -584,16 +589,9 @@ public:
     return true;
   }
 
-  static runtime_errc errc_from_string(const std::string& s) {
-    for (uint8_t c = 1; c <= static_cast<uint8_t>(runtime_errc::unreachable); ++c)
-      if (s == to_string(static_cast<runtime_errc>(c)))
-        return static_cast<runtime_errc>(c);
-    return runtime_errc::bad_request;
-  }
-
   // -- operator commands --
 
-  void admin(admin_request req, reply_sink sink) {
+  void admin(admin_request req, admin_done sink) {
     if (auto m = metrics())
       ++m->admin_requests;
     if (req.node.empty() || req.node == name()) {
@@ -602,13 +600,14 @@ public:
     }
     auto i = st_->peers.find(req.node);
     if (i == st_->peers.end()) {
-      sink(make_admin_error("unknown_node", "no member named \"" + req.node + "\" (see `nodes`)"));
+      sink(admin_error(error_code::unknown_node,
+                       "no member named \"" + req.node + "\" (see `nodes`)"));
       return;
     }
     auto& p = i->second;
     if (p.info.status != member_status::alive || !p.handle) {
-      auto r = make_admin_error("peer_down", "node " + req.node + " is "
-                                               + to_string(p.info.status));
+      auto r = admin_error(error_code::peer_down,
+                           "node " + req.node + " is " + to_string(p.info.status));
       r.node = req.node;
       sink(std::move(r));
       return;
@@ -617,7 +616,7 @@ public:
     auto target = req.node;
     st_->pending.emplace(id, pending_call{target, [sink, target](runtime_errc code,
                                                                  const std::string& why) {
-                                            auto r = make_admin_error(to_string(code), why);
+                                            auto r = admin_error(wire_code(make_error(code, "")), why);
                                             r.node = target;
                                             sink(std::move(r));
                                           }});
@@ -629,39 +628,37 @@ public:
             return; // already failed (peer down)
           auto env = decode(bytes);
           if (!env) {
-            sink(make_admin_error("bad_reply", "malformed reply: " + describe(env.error())));
+            sink(admin_error(error_code::internal, "malformed reply: " + describe(env.error())));
             return;
           }
           if (auto* r = std::get_if<admin_reply>(&env->body))
             sink(std::move(*r));
           else
-            sink(make_admin_error("bad_reply", "reply is not an admin reply"));
+            sink(admin_error(error_code::internal, "reply is not an admin reply"));
         },
         [this, id, target, sink](caf::error& err) {
           if (!take_pending(id))
             return;
           bool timeout = err == caf::sec::request_timeout;
-          auto r = make_admin_error(timeout ? "timeout" : "remote_error",
-                                    "request to " + target + " failed: " + describe(err));
+          auto r = admin_error(timeout ? error_code::timeout : error_code::internal,
+                               "request to " + target + " failed: " + describe(err));
           r.node = target;
           sink(std::move(r));
         });
   }
 
-  void execute(const admin_request& req, reply_sink sink) {
+  void execute(const admin_request& req, admin_done sink) {
     auto me = name();
     auto finish = [me, sink](admin_reply r) {
       r.node = me;
       sink(std::move(r));
     };
     auto fail = [finish](caf::error& err) {
-      auto code = code_of(err);
       if (err == caf::sec::request_receiver_down)
-        finish(make_admin_error("not_running", "the target actor is not running (it may be "
-                                               "restarting; see `tree`)"));
+        finish(admin_error(error_code::not_running, "the target actor is not running (it may "
+                                                    "be restarting; see `tree`)"));
       else
-        finish(make_admin_error(code != runtime_errc::none ? to_string(code) : "error",
-                                describe(err)));
+        finish(admin_error(wire_code(err), describe(err)));
     };
     auto timeout = std::chrono::seconds{5};
     switch (req.command) {
@@ -693,7 +690,7 @@ public:
         return;
       case admin_command::kill:
         if (req.path.empty()) {
-          finish(make_admin_error("bad_request", "kill needs an actor path (see `tree`)"));
+          finish(admin_error(error_code::invalid_argument, "kill needs an actor path (see `tree`)"));
           return;
         }
         if (req.path == st_->ctx.path) {
@@ -706,33 +703,13 @@ public:
           .then([finish](caf::ok_atom) { finish(admin_reply{}); }, fail);
         return;
       case admin_command::get:
-      case admin_command::put: {
-        auto reg = self_->system().registry().get<caf::actor>(register_name);
-        if (!reg) {
-          finish(make_admin_error("not_found", "this node runs no register service"));
-          return;
-        }
-        if (req.key.empty()) {
-          finish(make_admin_error("bad_request", "a key is required"));
-          return;
-        }
-        if (req.command == admin_command::get)
-          self_->request(reg, timeout, caf::get_atom::value, req.key)
-            .then(
-              [finish](bool found, std::string& value) {
-                admin_reply r;
-                r.found = found;
-                r.value = std::move(value);
-                finish(std::move(r));
-              },
-              fail);
-        else
-          self_->request(reg, st_->cfg.request_timeout, caf::put_atom::value, req.key, req.value)
-            .then([finish](caf::ok_atom) { finish(admin_reply{}); }, fail);
+      case admin_command::put:
+        // Retired: a module serves get and put now (Node.kv()).
+        finish(admin_error(error_code::unimplemented,
+                           "Admin.get/put are retired: use Node.kv() (console: get, put)"));
         return;
-      }
     }
-    finish(make_admin_error("bad_request", "unknown command"));
+    finish(admin_error(error_code::invalid_argument, "unknown command"));
   }
 
   // -- lifecycle --
@@ -826,7 +803,11 @@ caf::behavior cluster_impl(caf::event_based_actor* self, child_context ctx, clus
   return {
     [c](wire_atom, const std::string& bytes) { return c->on_wire(bytes, false); },
     [c](cast_atom, const std::string& bytes) { (void) c->on_wire(bytes, true); },
-    [c](admin_atom, admin_request& req, reply_sink& sink) { c->admin(std::move(req), std::move(sink)); },
+    [c, self](admin_atom, admin_request& req) -> caf::result<admin_reply> {
+      auto rp = self->make_response_promise<admin_reply>();
+      c->admin(std::move(req), [rp](admin_reply r) mutable { rp.deliver(std::move(r)); });
+      return rp;
+    },
     [c](call_atom, std::string& node, std::string& service, std::string& payload) {
       return c->service(std::move(node), std::move(service), std::move(payload));
     },

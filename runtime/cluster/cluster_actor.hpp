@@ -11,11 +11,14 @@
 ///
 /// Failure: a member whose connection drops, or that sends no heartbeat for
 /// `failure_timeout`, is marked down; requests pending towards it fail at once with
-/// `errorCode = "peer_down"` (CAF 0.17 would otherwise let them wait for their own timeout).
+/// `errorCode = PEER_DOWN` (CAF 0.17 would otherwise let them wait for their own timeout).
 ///
 /// Local protocol (untyped):
-/// - `(admin_atom, admin_request, reply_sink)`: run or forward an operator command; the sink is
-///   called exactly once, from this actor.
+/// - `(admin_atom, admin_request)` -> `admin_reply`: run or forward an operator command;
+///   failures are replies with `error`/`error_code` set (protocols/error_code.hpp).
+/// - `(call_atom, node, service, payload)` -> `std::string`: hands `payload` to the actor
+///   registered as `service` on `node` ("" = here) as `(call_atom, payload)` and answers its
+///   reply, or an error (PEER_DOWN as soon as the node is seen failing).
 /// - `(wire_atom, std::string bytes)` -> `std::string bytes`: an encoded envelope from a peer.
 /// Registers itself as `cluster_name` in the actor system's registry.
 

@@ -1,6 +1,8 @@
 #pragma once
 /// Configuration of one wharf-node: defaults, loading from a TOML file, validation.
 /// Errors name the offending key, e.g. "cluster.heartbeat_ms: expected an integer".
+/// The node's own sections are `[node]`, `[cluster]`, `[log]` and `[state]`; each service
+/// module declares its own (see `service_module::configure`) and keeps what it read.
 
 #include <chrono>
 #include <cstdint>
@@ -10,6 +12,10 @@
 #include <caf/expected.hpp>
 
 namespace wharf::runtime {
+
+class service_module;
+/// The modules a process links (also in service_module.hpp).
+using module_list = std::vector<service_module*>;
 
 /// How acknowledged actor state reaches the disk.
 enum class durability_mode : uint8_t {
@@ -32,33 +38,6 @@ struct endpoint {
 [[nodiscard]] caf::expected<endpoint> parse_endpoint(const std::string& text,
                                                      const std::string& what);
 
-/// A declarative report (`[[reports]]` in the node config). The analytics service checks the
-/// semantics (identifiers, aggregate syntax); here they are only strings.
-struct report_config {
-  std::string name;
-  std::string table;
-  std::string partition_column = "id";
-  std::string time_column;                 ///< filtered by the request's start/end (BETWEEN)
-  std::string user_column;                 ///< filtered by the request's user id list ("" = none)
-  std::vector<std::string> filter_columns; ///< columns `filters` may name (equality)
-  std::vector<std::string> group_by;
-  std::vector<std::string> aggregates;     ///< "fn(column) AS name", fn among count, sum, avg, min, max, count_distinct
-};
-
-/// `[analytics]`: the offloaded-report service.
-struct analytics_config {
-  std::string dsn;                  ///< libpq DSN; empty = $WHARF_PG_DSN
-  size_t readers = 1;               ///< partition readers (PostgreSQL connections) per node
-  size_t partitions = 0;            ///< per report; 0 = 4 x worker threads in the cluster
-  size_t large_result_rows = 10000; ///< larger results are stored and fetched by reference
-  std::chrono::milliseconds default_deadline{300000};
-  size_t max_attempts = 3;          ///< per partition, across node failures and errors
-  std::chrono::seconds result_ttl{3600};
-  /// Freed report memory stays in malloc's heap this long after the node's last
-  /// report, then goes back to the system (malloc_trim); 0 = as soon as reports stop.
-  std::chrono::seconds keep_memory{300};
-};
-
 struct node_config {
   std::string name = "n1";               ///< [node] name: unique in the cluster
   std::string host = "127.0.0.1";        ///< [node] host: address every port binds to
@@ -68,6 +47,7 @@ struct node_config {
   std::string data_dir = "./wharf-data"; ///< [node] data_dir: RocksDB lives in <data_dir>/<name>
   std::vector<std::string> roles = {"worker"}; ///< [node] roles
   std::string log_level = "info";        ///< [log] level: trace|debug|info|warn|error
+  std::string log_format = "text";       ///< [log] format: text | json (one object a line)
   std::vector<endpoint> seeds;           ///< [cluster] seeds: ["host:port", ...]
   std::chrono::milliseconds heartbeat_interval{300};  ///< [cluster] heartbeat_ms
   std::chrono::milliseconds failure_timeout{1500};    ///< [cluster] failure_timeout_ms
@@ -75,21 +55,29 @@ struct node_config {
   durability_mode durability = durability_mode::sync; ///< [state] durability: sync|group
   std::chrono::milliseconds shutdown_timeout{5000};   ///< [node] shutdown_timeout_ms
   size_t worker_threads = 2;                           ///< [node] worker_threads
-  analytics_config analytics;                          ///< [analytics]
-  std::vector<report_config> reports;                  ///< [[reports]]
+  size_t http_max_body = 1u << 20;                     ///< [node] http_max_body_bytes
+
+  /// Whether this node has `role`.
+  bool has_role(const std::string& role) const;
 
   /// Checks cross-field rules; the error names the key.
   [[nodiscard]] caf::error validate() const;
 };
 
-/// Reads a TOML file over the defaults. Unknown keys are errors (a typo must not pass silently).
-[[nodiscard]] caf::expected<node_config> load_node_config(const std::string& path);
+/// Reads a TOML file over the defaults: the node's sections into the result, each module's
+/// into the module. Unknown sections and keys are errors (a typo must not pass silently).
+[[nodiscard]] caf::expected<node_config> load_node_config(const std::string& path,
+                                                          const module_list& modules = {});
 
 /// Same, from TOML text (`source` names it in messages).
 [[nodiscard]] caf::expected<node_config> parse_node_config(const std::string& toml_text,
-                                                           const std::string& source);
+                                                           const std::string& source,
+                                                           const module_list& modules = {});
 
-/// Renders the configuration back as TOML (for --dump-config and the docs).
-std::string to_toml(const node_config& cfg);
+/// Renders the configuration back as TOML, the modules' sections included (--dump-config).
+std::string to_toml(const node_config& cfg, const module_list& modules = {});
+
+/// Every section and key with its default and meaning, the modules' included (--help).
+std::string describe_config(const module_list& modules = {});
 
 } // namespace wharf::runtime

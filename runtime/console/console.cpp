@@ -1,10 +1,15 @@
 #include "runtime/console/console.hpp"
 
+#include <algorithm>
 #include <iomanip>
 #include <sstream>
 
+#include "protocols/error_code.hpp"
 #include "runtime/core/types.hpp"
+#include "runtime/module/service_module.hpp"
 #include "runtime/rpc/admin_client.hpp"
+#include "runtime/rpc/rpc_client.hpp"
+#include "protocols/capnp_convert.hpp"
 
 namespace wharf::runtime {
 
@@ -13,24 +18,6 @@ using protocols::admin_reply;
 using protocols::admin_request;
 
 namespace {
-
-struct command_info {
-  const char* name;
-  const char* usage;
-  const char* help;
-};
-
-const command_info commands[] = {
-  {"help", "help", "show this text"},
-  {"nodes", "nodes", "the member table: name, address, roles, status, incarnation"},
-  {"tree", "tree [NODE]", "the supervision tree with restart counts"},
-  {"actors", "actors [NODE]", "managed actors with status, restarts and mailbox size"},
-  {"stats", "stats [NODE]", "node counters: messages, restarts, members, state writes"},
-  {"kill", "kill NODE PATH", "crash the actor at PATH (fault injection); see `tree`"},
-  {"get", "get NODE KEY", "read KEY from the node's durable register"},
-  {"put", "put NODE KEY VALUE", "write KEY = VALUE to the node's durable register"},
-  {"quit", "quit", "leave the console (also: exit, Ctrl-D)"},
-};
 
 std::vector<std::string> split(const std::string& line, size_t max_parts) {
   std::vector<std::string> out;
@@ -52,6 +39,12 @@ std::vector<std::string> split(const std::string& line, size_t max_parts) {
     i = j;
   }
   return out;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
 }
 
 std::string render_members(const admin_reply& r) {
@@ -109,7 +102,7 @@ std::string render_stats(const admin_reply& r) {
   std::ostringstream os;
   os << "node " << r.node << '\n';
   for (auto& s : r.stats) {
-    os << std::left << std::setw(28) << s.name;
+    os << std::left << std::setw(28) << s.name << ' ';
     if (s.value == static_cast<double>(static_cast<uint64_t>(s.value)))
       os << static_cast<uint64_t>(s.value);
     else
@@ -119,116 +112,220 @@ std::string render_stats(const admin_reply& r) {
   return os.str();
 }
 
-console_result usage_error(const std::string& msg) {
+// Runs an operator command through `Admin` and renders a successful reply with `render`.
+console_result admin(rpc_client& client, admin_request req,
+                     const std::function<std::string(const admin_reply&)>& render) {
+  auto reply = client.call<admin_reply>([&req](api::Node::Client node) {
+    auto a = node.adminRequest().send().getAdmin();
+    auto node_text = kj::StringPtr(req.node.c_str(), req.node.size());
+    auto done = [](auto resp) { return protocols::read_admin_reply(resp.getReply()); };
+    switch (req.command) {
+      case admin_command::members: {
+        auto r = a.membersRequest();
+        r.setNode(node_text);
+        return r.send().then(done);
+      }
+      case admin_command::tree: {
+        auto r = a.treeRequest();
+        r.setNode(node_text);
+        return r.send().then(done);
+      }
+      case admin_command::actors: {
+        auto r = a.actorsRequest();
+        r.setNode(node_text);
+        return r.send().then(done);
+      }
+      case admin_command::stats: {
+        auto r = a.statsRequest();
+        r.setNode(node_text);
+        return r.send().then(done);
+      }
+      case admin_command::kill: {
+        auto r = a.killRequest();
+        r.setNode(node_text);
+        r.setPath(kj::StringPtr(req.path.c_str(), req.path.size()));
+        return r.send().then(done);
+      }
+      default: break;
+    }
+    return kj::Promise<admin_reply>(protocols::make_admin_error("INVALID_ARGUMENT", "unknown"));
+  });
+  if (!reply)
+    return console_result::failure("", describe(reply.error()));
+  if (!reply->error.empty())
+    return console_result::failure(reply->error_code, reply->error);
   console_result res;
-  res.exit_code = 2;
-  res.error = msg + "\n";
+  res.output = render(*reply);
   return res;
+}
+
+console_result node_command(rpc_client& client, admin_command cmd,
+                            const std::vector<std::string>& args,
+                            std::string (*render)(const admin_reply&)) {
+  admin_request req;
+  req.command = cmd;
+  if (!args.empty())
+    req.node = args[0];
+  return admin(client, std::move(req), render);
+}
+
+std::vector<console_command> node_commands() {
+  std::vector<console_command> out;
+  out.push_back({"help", "help", "show this text", 0, 0, nullptr});
+  out.push_back({"nodes", "nodes", "the member table: name, address, roles, status, incarnation",
+                 0, 1, [](rpc_client& c, const std::vector<std::string>& a) {
+                   return node_command(c, admin_command::members, a, render_members);
+                 }});
+  out.push_back({"tree", "tree [NODE]", "the supervision tree with restart counts", 0, 1,
+                 [](rpc_client& c, const std::vector<std::string>& a) {
+                   return node_command(c, admin_command::tree, a, render_tree);
+                 }});
+  out.push_back({"actors", "actors [NODE]", "managed actors with status, restarts and mailbox size",
+                 0, 1, [](rpc_client& c, const std::vector<std::string>& a) {
+                   return node_command(c, admin_command::actors, a, render_actors);
+                 }});
+  out.push_back({"stats", "stats [NODE]",
+                 "node counters: messages, restarts, members, state writes, module metrics", 0, 1,
+                 [](rpc_client& c, const std::vector<std::string>& a) {
+                   return node_command(c, admin_command::stats, a, render_stats);
+                 }});
+  out.push_back({"kill", "kill NODE PATH",
+                 "crash the actor at PATH (fault injection); see `tree`", 2, 2,
+                 [](rpc_client& c, const std::vector<std::string>& a) {
+                   admin_request req;
+                   req.command = admin_command::kill;
+                   req.node = a[0];
+                   req.path = a[1];
+                   auto path = a[1];
+                   return admin(c, std::move(req), [path](const admin_reply& r) {
+                     return "crashed " + path + " on " + r.node
+                            + "; its supervisor restarts it per its policy (see `tree`)\n";
+                   });
+                 }});
+  return out;
+}
+
+// Argument names of a usage line: "kill NODE PATH" -> {NODE, PATH}; "[NODE]" -> NODE.
+std::vector<std::string> arg_names(const std::string& usage) {
+  auto words = split(usage, 0);
+  std::vector<std::string> out;
+  for (size_t i = 1; i < words.size(); ++i) {
+    auto w = words[i];
+    w.erase(std::remove_if(w.begin(), w.end(), [](char c) { return c == '[' || c == ']'; }),
+            w.end());
+    out.push_back(w);
+  }
+  return out;
 }
 
 } // namespace
 
-const std::vector<std::string>& console_commands() {
-  static const std::vector<std::string> names = [] {
-    std::vector<std::string> xs;
-    for (auto& c : commands)
-      xs.emplace_back(c.name);
-    xs.emplace_back("exit");
-    return xs;
-  }();
-  return names;
+console_result console_result::failure(const std::string& code, const std::string& message) {
+  console_result res;
+  res.exit_code = 1;
+  res.error = code.empty() ? "error: " + message + "\n"
+                           : "error (" + lower(code) + "): " + message + "\n";
+  return res;
 }
 
-std::string console_help() {
+console::console(rpc_client& client, const module_list& modules)
+  : commands_(node_commands()), client_(client) {
+  for (auto* m : modules)
+    for (auto& c : m->console_commands())
+      commands_.push_back(std::move(c));
+  commands_.push_back({"quit", "quit", "leave the console (also: exit, Ctrl-D)", 0, 0, nullptr});
+}
+
+const console_command* console::find(const std::string& name) const {
+  for (auto& c : commands_)
+    if (c.name == name)
+      return &c;
+  return nullptr;
+}
+
+std::vector<std::string> console::command_names() const {
+  std::vector<std::string> out;
+  for (auto& c : commands_)
+    out.push_back(c.name);
+  out.emplace_back("exit");
+  return out;
+}
+
+std::string console::help() const {
   std::ostringstream os;
   os << "Commands (NODE defaults to the node you are connected to):\n";
-  for (auto& c : commands)
-    os << "  " << std::left << std::setw(22) << c.usage << c.help << '\n';
+  for (auto& c : commands_)
+    os << "  " << std::left << std::setw(24) << c.usage << c.help << '\n';
   return os.str();
 }
 
-console_result run_console_command(admin_client& client, const std::string& line) {
-  auto words = split(line, 4);
+std::string console_help(const module_list& modules) {
+  rpc_client none{"127.0.0.1", 1};
+  return console{none, modules}.help();
+}
+
+console_result console::run(const std::string& line) {
+  auto first = split(line, 2);
   console_result res;
-  if (words.empty())
+  if (first.empty())
     return res;
-  auto& cmd = words[0];
+  auto cmd = first[0];
   if (cmd == "help" || cmd == "?") {
-    res.output = console_help();
+    res.output = help();
     return res;
   }
   if (cmd == "quit" || cmd == "exit") {
     res.quit = true;
     return res;
   }
-  admin_request req;
-  if (cmd == "nodes") {
-    if (words.size() > 2)
-      return usage_error("usage: nodes");
-    req.command = admin_command::members;
-    if (words.size() == 2)
-      req.node = words[1];
-  } else if (cmd == "tree" || cmd == "actors" || cmd == "stats") {
-    if (words.size() > 2)
-      return usage_error("usage: " + cmd + " [NODE]");
-    req.command = cmd == "tree"     ? admin_command::tree
-                  : cmd == "actors" ? admin_command::actors
-                                    : admin_command::stats;
-    if (words.size() == 2)
-      req.node = words[1];
-  } else if (cmd == "kill") {
-    if (words.size() != 3)
-      return usage_error("usage: kill NODE PATH   (paths as shown by `tree`, e.g. services/register)");
-    req.command = admin_command::kill;
-    req.node = words[1];
-    req.path = words[2];
-  } else if (cmd == "get") {
-    if (words.size() != 3)
-      return usage_error("usage: get NODE KEY");
-    req.command = admin_command::get;
-    req.node = words[1];
-    req.key = words[2];
-  } else if (cmd == "put") {
-    if (words.size() != 4)
-      return usage_error("usage: put NODE KEY VALUE");
-    req.command = admin_command::put;
-    req.node = words[1];
-    req.key = words[2];
-    req.value = words[3];
-  } else {
-    return usage_error("unknown command \"" + cmd + "\"; type `help` for the list");
-  }
-  auto reply = client.call(req);
-  if (!reply) {
-    res.exit_code = 1;
-    res.error = "error: " + describe(reply.error()) + "\n";
+  auto* c = find(cmd);
+  if (!c || !c->run) {
+    res.exit_code = 2;
+    res.error = "unknown command \"" + cmd + "\"; type `help` for the list\n";
     return res;
   }
-  if (!reply->error.empty()) {
-    res.exit_code = 1;
-    res.error = "error (" + reply->error_code + "): " + reply->error + "\n";
+  auto words = split(line, c->max_args + 1);
+  std::vector<std::string> args(words.begin() + 1, words.end());
+  if (args.size() < c->min_args || args.size() > c->max_args) {
+    res.exit_code = 2;
+    res.error = "usage: " + c->usage;
+    if (cmd == "kill")
+      res.error += "   (paths as shown by `tree`)";
+    res.error += "\n";
     return res;
   }
-  switch (req.command) {
-    case admin_command::members: res.output = render_members(*reply); break;
-    case admin_command::tree: res.output = render_tree(*reply); break;
-    case admin_command::actors: res.output = render_actors(*reply); break;
-    case admin_command::stats: res.output = render_stats(*reply); break;
-    case admin_command::kill:
-      res.output = "crashed " + req.path + " on " + reply->node
-                   + "; its supervisor restarts it per its policy (see `tree`)\n";
-      break;
-    case admin_command::get:
-      if (!reply->found) {
-        res.exit_code = 1;
-        res.error = "error (not_found): no key \"" + req.key + "\" on " + reply->node + "\n";
-      } else {
-        res.output = reply->value + "\n";
+  return c->run(client_, args);
+}
+
+std::vector<std::string> console::complete(const std::string& line) {
+  auto words = split(line, 0);
+  bool fresh = line.empty() || isspace(static_cast<unsigned char>(line.back()));
+  auto prefix = fresh || words.empty() ? std::string{} : words.back();
+  auto index = words.size() - (fresh || words.empty() ? 0 : 1);
+  std::vector<std::string> candidates;
+  if (index == 0) {
+    candidates = command_names();
+  } else if (auto* c = find(words[0])) {
+    auto names = arg_names(c->usage);
+    if (index - 1 < names.size() && names[index - 1] == "NODE") {
+      if (members_.empty()) {
+        auto r = client_.call<admin_reply>([](api::Node::Client node) {
+          auto req = node.adminRequest().send().getAdmin().membersRequest();
+          return req.send().then(
+            [](auto resp) { return protocols::read_admin_reply(resp.getReply()); });
+        });
+        if (r)
+          for (auto& m : r->members)
+            members_.push_back(m.name);
       }
-      break;
-    case admin_command::put: res.output = "ok\n"; break;
+      candidates = members_;
+    }
   }
-  return res;
+  std::vector<std::string> out;
+  for (auto& x : candidates)
+    if (x.compare(0, prefix.size(), prefix) == 0)
+      out.push_back(x);
+  return out;
 }
 
 } // namespace wharf::runtime

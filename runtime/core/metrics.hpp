@@ -6,13 +6,33 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "protocols/messages.hpp"
 
 namespace wharf::runtime {
+
+/// How a metric behaves (Prometheus `# TYPE`).
+enum class metric_kind : uint8_t { counter, gauge };
+
+/// One counter or gauge a component added (see `node_metrics::get`). Updated from any thread.
+class metric {
+public:
+  void add(int64_t n = 1) noexcept { v_.fetch_add(n, std::memory_order_relaxed); }
+  void set(int64_t n) noexcept { v_.store(n, std::memory_order_relaxed); }
+  int64_t value() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+private:
+  std::atomic<int64_t> v_{0};
+};
+
+/// Label name/value pairs of one metric, e.g. {{"listener", "pgwire"}}.
+using metric_labels = std::vector<std::pair<std::string, std::string>>;
 
 class node_metrics {
 public:
@@ -35,6 +55,13 @@ public:
   /// Replaces the per-actor mailbox sizes (path -> size).
   void mailboxes(std::map<std::string, uint64_t> sizes);
 
+  /// The metric `wharf_<name>{labels}`, created at 0 on first use; later calls with the same
+  /// name and labels return the same one, valid as long as this object. Modules and
+  /// listeners add theirs here; they show in `/metrics` (with `help`) and in `stats`.
+  /// Counter names end in `_total`. Thread-safe.
+  metric& get(std::string_view name, metric_kind kind, std::string_view help,
+              const metric_labels& labels = {});
+
   /// Counters as (name, value) pairs, names without the `wharf_` prefix.
   std::vector<protocols::stat> snapshot() const;
 
@@ -42,8 +69,15 @@ public:
   std::string prometheus(const std::string& node_name) const;
 
 private:
+  std::vector<protocols::stat> builtin() const;
+  struct family {
+    metric_kind kind;
+    std::string help;
+    std::map<std::string, std::unique_ptr<metric>> series; // by rendered labels
+  };
   mutable std::mutex mtx_;
   std::map<std::string, uint64_t> mailboxes_;
+  std::map<std::string, family> families_; // by name
 };
 
 } // namespace wharf::runtime

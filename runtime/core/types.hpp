@@ -8,22 +8,24 @@
 #include <memory>
 #include <string>
 
-#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
 #include <caf/fwd.hpp>
 
+#include "protocols/error_code.hpp"
 #include "protocols/messages.hpp"
 
 namespace wharf::runtime {
 
 // -- atoms (at most 10 characters each) --
 
+// Each atom has one meaning across the node; services define their own atoms next to their
+// actors.
 using wire_atom = caf::atom_constant<caf::atom("wire")>;       ///< envelope, request/response
 using cast_atom = caf::atom_constant<caf::atom("cast")>;       ///< envelope, one-way
 using admin_atom = caf::atom_constant<caf::atom("admin")>;     ///< operator command
 using tree_atom = caf::atom_constant<caf::atom("tree")>;       ///< supervision tree query
-using probe_atom = caf::atom_constant<caf::atom("probe")>;     ///< mailbox-size probe
+using probe_atom = caf::atom_constant<caf::atom("probe")>;     ///< mailbox-size probe, only
 using kill_atom = caf::atom_constant<caf::atom("kill")>;       ///< fault injection
 using whereis_atom = caf::atom_constant<caf::atom("whereis")>; ///< resolve an actor path
 using tick_atom = caf::atom_constant<caf::atom("tick")>;       ///< periodic timer
@@ -33,17 +35,15 @@ using list_atom = caf::atom_constant<caf::atom("list")>;       ///< durable path
 using flush_atom = caf::atom_constant<caf::atom("flush")>;     ///< group-commit flush
 using stop_atom = caf::atom_constant<caf::atom("stop")>;       ///< ordered shutdown step
 using retry_atom = caf::atom_constant<caf::atom("retry")>;     ///< retry a failed child start
-using connect_atom = caf::atom_constant<caf::atom("connect")>; ///< peer connection result
 using call_atom = caf::atom_constant<caf::atom("call")>;       ///< service call (payload bytes)
 using api_atom = caf::atom_constant<caf::atom("api")>;         ///< app-facing call (RPC/HTTP)
 
 // -- well-known registry names of per-node system actors --
 
-/// Names under which system actors register themselves in their actor system's registry,
-/// so the RPC bridge finds the current incarnation after a restart.
+/// The name under which the cluster actor registers itself in its actor system's registry,
+/// so the RPC bridge and services find the current incarnation after a restart. A module's
+/// service actor registers under the module's name.
 constexpr caf::atom_value cluster_name = caf::atom("cluster");
-constexpr caf::atom_value register_name = caf::atom("register");
-constexpr caf::atom_value analytics_name = caf::atom("analytics");
 
 /// Points `name` in the actor system's registry at `h`, replacing an earlier incarnation.
 /// (CAF 0.17's `registry().put` never overwrites an existing name.)
@@ -74,40 +74,34 @@ const char* to_string(runtime_errc x) noexcept;
 
 caf::error make_error(runtime_errc code, std::string context);
 
+/// Category atom for `caf::error`s carrying a wire `protocols::error_code` directly (errors
+/// that came from another node or a client, and services' own errors).
+constexpr caf::atom_value error_code_category = caf::atom("error");
+
+caf::error make_error(protocols::error_code code, std::string context);
+
+/// With PostgreSQL's SQLSTATE (when not empty) carried as a field: the context's second
+/// element (see `sqlstate_of`).
+caf::error make_error(protocols::error_code code, std::string context, std::string sqlstate);
+
+/// The SQLSTATE an error carries (PostgreSQL errors, and errors made from them), or "".
+std::string sqlstate_of(const caf::error& err);
+
+/// The wire code of any error (protocols/error_code.hpp): wire errors as they are, and the
+/// node's own categories (runtime, codec, PostgreSQL, CAF's) mapped onto it.
+protocols::error_code wire_code(const caf::error& err) noexcept;
+
+/// The message of an error: its string context when it has one, else `describe(err)`.
+std::string message_of(const caf::error& err);
+
 /// Returns a one-line rendering of any error ("peer_down: node n2 is down").
 std::string describe(const caf::error& err);
 
 /// Returns the runtime_errc of `err`, or `runtime_errc::none` for other categories.
 runtime_errc code_of(const caf::error& err) noexcept;
 
-// -- local-only message types --
-
-/// A one-shot callback that receives the answer to an operator command. Travels only in
-/// local messages (the RPC bridge passes it to the cluster actor); never serialized.
-struct reply_sink {
-  std::shared_ptr<std::function<void(protocols::admin_reply)>> fn;
-  void operator()(protocols::admin_reply r) const {
-    if (fn && *fn)
-      (*fn)(std::move(r));
-  }
-};
-
-/// A callback that receives encoded Cap'n Proto bytes (an app-facing reply or a progress
-/// update). Called from actor threads; the RPC host forwards into its event loop.
-/// Local messages only.
-struct bytes_sink {
-  std::shared_ptr<std::function<void(std::string)>> fn;
-  void operator()(std::string bytes) const {
-    if (fn && *fn)
-      (*fn)(std::move(bytes));
-  }
-  explicit operator bool() const { return fn && *fn; }
-};
-
 /// Registers every message type and error category the runtime uses.
 void add_types(caf::actor_system_config& cfg);
 
 } // namespace wharf::runtime
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wharf::runtime::reply_sink)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wharf::runtime::bytes_sink)

@@ -13,6 +13,7 @@
 #include "runtime/core/logging.hpp"
 #include "runtime/core/metrics.hpp"
 #include "runtime/core/types.hpp"
+#include "runtime/module/service_module.hpp"
 #include "runtime/rpc/rpc_host.hpp"
 #include "runtime/storage/kv_store.hpp"
 #include "runtime/storage/state_store.hpp"
@@ -43,6 +44,30 @@ caf::expected<uint64_t> next_incarnation(kv_store& store) {
   if (auto err = store.write(wb, true))
     return err;
   return inc;
+}
+
+// The children of every module this node's roles run, in module order.
+std::vector<child_spec> module_children(const node_config& cfg, const module_list& modules,
+                                        const std::shared_ptr<node_metrics>& metrics) {
+  std::vector<child_spec> out;
+  module_context ctx{cfg, metrics};
+  for (auto* m : modules)
+    for (auto& c : m->children(ctx)) {
+      bool runs = c.roles.empty();
+      for (auto& r : c.roles)
+        runs = runs || cfg.has_role(r);
+      if (runs)
+        out.push_back(std::move(c.spec));
+      else
+        spdlog::info("module {}: not running {} here (roles {})", m->name(), c.spec.name,
+                     [&] {
+                       std::string rs;
+                       for (auto& r : c.roles)
+                         rs += (rs.empty() ? "" : ",") + r;
+                       return rs;
+                     }());
+    }
+  return out;
 }
 
 supervisor_spec make_tree(const node_config& cfg, uint64_t incarnation,
@@ -80,7 +105,7 @@ supervisor_spec make_tree(const node_config& cfg, uint64_t incarnation,
 
 } // namespace
 
-int run_node(const node_config& cfg, std::vector<child_spec> services) {
+int run_node(const node_config& cfg, const module_list& modules) {
   // Every thread created from here on inherits this mask; the main thread takes the signals.
   sigset_t signals;
   sigemptyset(&signals);
@@ -89,7 +114,7 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
   sigaddset(&signals, SIGUSR2); // raised by ourselves when the root supervisor dies
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  setup_logging(cfg.name, cfg.log_level);
+  setup_logging(cfg.name, cfg.log_level, cfg.log_format);
   auto dir = std::filesystem::path(cfg.data_dir) / cfg.name;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -97,7 +122,11 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
     spdlog::error("cannot create data directory {}: {}", dir.string(), ec.message());
     return 1;
   }
-  auto opened = kv_store::open(dir.string());
+  std::vector<column_family_spec> families;
+  for (auto* m : modules)
+    for (auto& f : m->column_families())
+      families.push_back(std::move(f));
+  auto opened = kv_store::open(dir.string(), families);
   if (!opened) {
     spdlog::error("{} (is another wharf-node using this data dir?)", describe(opened.error()));
     return 1;
@@ -113,11 +142,13 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
   caf::actor_system_config acfg;
   acfg.load<caf::io::middleman>();
   add_types(acfg);
+  for (auto* m : modules)
+    m->add_types(acfg);
   acfg.set("scheduler.max-threads", cfg.worker_threads);
   // An idle scheduler worker spins briefly, then waits on its condition variable (a message
   // for it wakes it). CAF's default also polls every 50 us for 25 ms after each job before
   // waiting, which heartbeats and timers renew: an idle node spent ~3.5 % of a core on
-  // wake-ups, a node reading a report ~13 % of its CPU time.
+  // wake-ups, a busy node ~13 % of its CPU time.
   acfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   acfg.set("logger.console-verbosity", caf::atom("quiet"));
   acfg.set("logger.file-verbosity", caf::atom("quiet"));
@@ -125,7 +156,8 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
   {
     caf::actor_system sys{acfg};
     auto root = spawn_root_supervisor(
-      sys, make_tree(cfg, *incarnation, store, metrics, std::move(services)), metrics);
+      sys, make_tree(cfg, *incarnation, store, metrics, module_children(cfg, modules, metrics)),
+      metrics);
     root->attach_functor([](const caf::error& reason) {
       if (reason != caf::exit_reason::user_shutdown) {
         spdlog::error("root supervisor exited ({}); stopping the node", describe(reason));
@@ -133,12 +165,10 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
       }
     });
     rpc_options ro;
-    ro.host = cfg.host;
-    ro.rpc_port = cfg.rpc_port;
-    ro.http_port = cfg.http_port;
+    ro.node = cfg;
     ro.enable_rpc = cfg.rpc_port != 0;
     ro.enable_http = cfg.http_port != 0;
-    ro.node_name = cfg.name;
+    ro.modules = modules;
     rpc_host rpc{sys, ro, metrics};
     auto err = rpc.start();
     // The cluster actor publishes its port asynchronously; wait (bounded) before serving.
@@ -165,6 +195,8 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
         spdlog::info("received {}, leaving the cluster and stopping", strsignal(sig));
     }
     metrics->serving = false;
+    // Modules' listeners first: their connections finish while the services still run.
+    rpc.drain(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.shutdown_timeout));
     {
       caf::scoped_actor self{sys};
       self->monitor(root);
@@ -184,7 +216,8 @@ int run_node(const node_config& cfg, std::vector<child_spec> services) {
     }
     rpc.stop();
     sys.registry().erase(cluster_name);
-    sys.registry().erase(register_name);
+    for (auto* m : modules)
+      sys.registry().erase(caf::atom_from_string(m->name()));
   }
   store.reset();
   spdlog::info("node {} stopped", cfg.name);

@@ -25,22 +25,11 @@ caf::error make_error(pg_errc code, std::string context) {
                     caf::make_message(std::move(context))};
 }
 
-std::string sqlstate_of(const caf::error& err) {
-  if (!err || err.category() != pg_errc_category || err.context().empty()
-      || !err.context().match_element<std::string>(0))
-    return {};
-  return sqlstate_prefix(err.context().get_as<std::string>(0));
-}
-
-std::string sqlstate_prefix(const std::string& msg) {
-  // SQLSTATEs are five characters of [0-9A-Z], followed here by ": ".
-  if (msg.size() < 7 || msg[5] != ':' || msg[6] != ' ')
-    return {};
-  for (size_t i = 0; i < 5; ++i)
-    if (!(std::isdigit(static_cast<unsigned char>(msg[i]))
-          || std::isupper(static_cast<unsigned char>(msg[i]))))
-      return {};
-  return msg.substr(0, 5);
+caf::error make_error(pg_errc code, std::string context, std::string sqlstate) {
+  if (sqlstate.empty())
+    return make_error(code, std::move(context));
+  return caf::error{static_cast<uint8_t>(code), pg_errc_category,
+                    caf::make_message(std::move(context), std::move(sqlstate))};
 }
 
 namespace {
@@ -67,19 +56,32 @@ std::string trim(std::string s) {
   return out;
 }
 
-// "SQLSTATE: message" from a failed result, or the connection's message.
-std::string describe_failure(PGconn* c, const PGresult* r) {
-  std::string state;
+constexpr const char* query_canceled = "57014"; // SQLSTATE of a cancelled statement
+
+// What failed: "SQLSTATE: message" from a failed result (or the connection's message), and
+// the SQLSTATE on its own, which travels as a field of the error.
+struct failure {
+  std::string message;
+  std::string sqlstate;
+};
+
+failure describe_failure(PGconn* c, const PGresult* r) {
+  failure f;
   std::string msg;
   if (r) {
     if (auto s = PQresultErrorField(r, PG_DIAG_SQLSTATE))
-      state = s;
+      f.sqlstate = s;
     if (auto m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY))
       msg = m;
   }
   if (msg.empty())
     msg = trim(PQerrorMessage(c));
-  return state.empty() ? msg : state + ": " + msg;
+  f.message = f.sqlstate.empty() ? msg : f.sqlstate + ": " + msg;
+  return f;
+}
+
+caf::error failed(pg_errc code, failure f) {
+  return make_error(code, std::move(f.message), std::move(f.sqlstate));
 }
 
 } // namespace
@@ -154,8 +156,8 @@ caf::expected<pg_rows> pg_connection::query(const std::string& sql,
                             values.data(), nullptr, nullptr, 0)};
   auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-    return make_error(PQstatus(impl_->conn) == CONNECTION_OK ? pg_errc::query : pg_errc::connection,
-                      describe_failure(impl_->conn, r.get()));
+    return failed(PQstatus(impl_->conn) == CONNECTION_OK ? pg_errc::query : pg_errc::connection,
+                  describe_failure(impl_->conn, r.get()));
   pg_rows out;
   if (st == PGRES_TUPLES_OK) {
     int nf = PQnfields(r.get()), nt = PQntuples(r.get());
@@ -186,11 +188,11 @@ caf::expected<pg_binary_result> pg_connection::query_binary(const std::string& s
                             values.data(), nullptr, nullptr, 1)};
   auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-    auto msg = describe_failure(impl_->conn, r.get());
-    if (msg.rfind("57014", 0) == 0)
-      return make_error(pg_errc::cancelled, msg);
-    return make_error(PQstatus(impl_->conn) == CONNECTION_OK ? pg_errc::query : pg_errc::connection,
-                      msg);
+    auto f = describe_failure(impl_->conn, r.get());
+    if (f.sqlstate == query_canceled)
+      return failed(pg_errc::cancelled, std::move(f));
+    return failed(PQstatus(impl_->conn) == CONNECTION_OK ? pg_errc::query : pg_errc::connection,
+                  std::move(f));
   }
   pg_binary_result out;
   out.impl_->res = std::move(r);
@@ -201,8 +203,8 @@ caf::error pg_connection::copy_out(const std::string& sql,
                                    const std::function<bool(std::string_view)>& row) {
   result_ptr r{PQexec(impl_->conn, sql.c_str())};
   if (!r || PQresultStatus(r.get()) != PGRES_COPY_OUT)
-    return make_error(PQstatus(impl_->conn) == CONNECTION_OK ? pg_errc::query : pg_errc::connection,
-                      describe_failure(impl_->conn, r.get()));
+    return failed(PQstatus(impl_->conn) == CONNECTION_OK ? pg_errc::query : pg_errc::connection,
+                  describe_failure(impl_->conn, r.get()));
   r.reset();
   bool stopped = false;
   caf::error err;
@@ -223,12 +225,12 @@ caf::error pg_connection::copy_out(const std::string& sql,
   }
   while (result_ptr res{PQgetResult(impl_->conn)}) {
     if (PQresultStatus(res.get()) != PGRES_COMMAND_OK && !err && !stopped) {
-      auto msg = describe_failure(impl_->conn, res.get());
-      err = make_error(msg.rfind("57014", 0) == 0 ? pg_errc::cancelled : pg_errc::copy, msg);
+      auto f = describe_failure(impl_->conn, res.get());
+      err = failed(f.sqlstate == query_canceled ? pg_errc::cancelled : pg_errc::copy, std::move(f));
     }
   }
   if (stopped)
-    return make_error(pg_errc::cancelled, "57014: stopped by the reader");
+    return make_error(pg_errc::cancelled, "57014: stopped by the reader", query_canceled);
   if (!err && PQstatus(impl_->conn) != CONNECTION_OK)
     err = make_error(pg_errc::connection, trim(PQerrorMessage(impl_->conn)));
   return err;
@@ -250,7 +252,7 @@ bool pg_connection::healthy() const {
 caf::error pg_connection::copy_begin(const std::string& sql) {
   result_ptr r{PQexec(impl_->conn, sql.c_str())};
   if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN)
-    return make_error(pg_errc::copy, describe_failure(impl_->conn, r.get()));
+    return failed(pg_errc::copy, describe_failure(impl_->conn, r.get()));
   return caf::none;
 }
 
@@ -272,7 +274,7 @@ caf::error pg_connection::copy_end() {
   caf::error err;
   while (result_ptr r{PQgetResult(impl_->conn)}) {
     if (PQresultStatus(r.get()) != PGRES_COMMAND_OK && !err)
-      err = make_error(pg_errc::copy, describe_failure(impl_->conn, r.get()));
+      err = failed(pg_errc::copy, describe_failure(impl_->conn, r.get()));
   }
   return err;
 }

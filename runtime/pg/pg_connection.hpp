@@ -20,8 +20,9 @@
 
 namespace wharf::runtime {
 
-/// Error codes of the PostgreSQL adapter (category `pg_errc_category`). The context string
-/// starts with the SQLSTATE when the server sent one.
+/// Error codes of the PostgreSQL adapter (category `pg_errc_category`). The context is the
+/// message ("SQLSTATE: message" when the server sent one) and, when it did, the SQLSTATE as a
+/// second element (`runtime::sqlstate_of` reads it; nothing parses it out of the text).
 enum class pg_errc : uint8_t {
   none = 0,
   connection, ///< cannot connect, or the connection broke
@@ -30,17 +31,14 @@ enum class pg_errc : uint8_t {
   cancelled,  ///< the statement was cancelled (by `cancel` or the caller)
 };
 
-/// The SQLSTATE at the start of a pg error's context ("42P01: relation ..."), or "".
-std::string sqlstate_of(const caf::error& err);
-
-/// The SQLSTATE a message starts with ("42P01: relation ..." -> "42P01"), or "".
-std::string sqlstate_prefix(const std::string& msg);
-
 constexpr caf::atom_value pg_errc_category = caf::atom("pg");
 
 const char* to_string(pg_errc x) noexcept;
 
 caf::error make_error(pg_errc code, std::string context);
+
+/// With the server's SQLSTATE (when not empty) as the context's second element.
+caf::error make_error(pg_errc code, std::string context, std::string sqlstate);
 
 /// A binary-format result kept as libpq holds it: no copy per cell.
 class pg_binary_result {

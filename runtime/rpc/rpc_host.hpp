@@ -1,12 +1,22 @@
 #pragma once
 /// Hosts a node's external endpoints on one KJ event-loop thread: the Cap'n Proto RPC server
-/// (`api.capnp`, bootstrap `Node`) and the HTTP server (`GET /health`, `GET /metrics`).
+/// (`api.capnp`, bootstrap `Node`), the HTTP server and the TCP listeners service modules
+/// open. It knows no service by name: `Node.admin()` is the node's own operator interface;
+/// every other `Node` accessor, `Node.service(name)`, every HTTP route but `/health` and
+/// `/metrics`, and every extra listener come from the modules' front ends
+/// (`runtime/rpc/front_end.hpp`).
 ///
-/// Bridge: an RPC call becomes a CAF message to the cluster actor carrying a `reply_sink`
-/// that fulfils a cross-thread KJ promise. Neither side ever waits on the other: the KJ loop
-/// keeps serving while the actor works, and the actor's reply just wakes the loop.
-/// Construct, `start()` from the main thread, `stop()` before the actor system goes away.
+/// Bridge: calls become CAF messages to actors and answers come back as cross-thread promise
+/// fulfilments (`bridge.hpp`): the loop keeps serving while actors work.
+/// HTTP: bodies are limited (413 naming the limit), a connection that does not start like an
+/// HTTP request gets 400 and is closed at once, and every error body is JSON with
+/// `error_code`.
+///
+/// Use from the main thread: construct, `start()`, `drain()` when the node begins to stop
+/// (listeners stop accepting and their connections get up to the drain time to finish),
+/// `stop()` before the actor system goes away.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,17 +24,17 @@
 #include <caf/error.hpp>
 #include <caf/fwd.hpp>
 
+#include "runtime/config/node_config.hpp"
+
 namespace wharf::runtime {
 
 class node_metrics;
 
 struct rpc_options {
-  std::string host = "127.0.0.1";
-  uint16_t rpc_port = 0;  ///< 0 = pick a free port; see `rpc_port()` after start
-  uint16_t http_port = 0; ///< 0 = pick a free port
+  node_config node;       ///< host, ports (0 = a free port; see rpc_port()), name, limits
   bool enable_rpc = true;
   bool enable_http = true;
-  std::string node_name;
+  module_list modules;    ///< whose front ends to serve
 };
 
 class rpc_host {
@@ -34,14 +44,22 @@ public:
   rpc_host(const rpc_host&) = delete;
   rpc_host& operator=(const rpc_host&) = delete;
 
-  /// Starts the KJ thread and binds both ports; returns once they listen or binding failed.
+  /// Starts the KJ thread, binds every port and makes the modules' front ends; returns once
+  /// all listen, or the first failure (`runtime_errc::unreachable`, naming the port).
   [[nodiscard]] caf::error start();
+
+  /// Stops accepting on the modules' listeners, tells their connections to finish and waits
+  /// until they did or `timeout` passed (then they are cancelled). RPC and HTTP keep serving.
+  void drain(std::chrono::milliseconds timeout);
 
   /// Stops the loop and joins the thread. Idempotent.
   void stop();
 
   uint16_t rpc_port() const noexcept;
   uint16_t http_port() const noexcept;
+
+  /// The port a module's listener got (0 when there is none of that name).
+  uint16_t listener_port(const std::string& name) const;
 
 private:
   struct impl;

@@ -19,10 +19,12 @@ caf::error fail(const rocksdb::Status& st, const std::string& what) {
 struct kv_store::impl {
   std::string dir;
   std::unique_ptr<rocksdb::DB> db;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles; // [default, actor_state, meta]
+  // [default, actor_state, meta, the modules' families..., undeclared leftovers...]
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::vector<std::string> families; // the modules' names, column 2 + i
 
   rocksdb::ColumnFamilyHandle* cf(column c) const {
-    return handles[c == column::actor_state ? 1 : 2];
+    return handles[static_cast<size_t>(c) + 1];
   }
 
   ~impl() {
@@ -32,7 +34,7 @@ struct kv_store::impl {
     }
     if (db) {
       auto st = db->Close();
-      (void) st; // deliberate ignore: Close only reports already-logged background errors
+      (void) st; // deliberate ignore: Close only returns already-logged background errors
     }
   }
 };
@@ -41,7 +43,8 @@ kv_store::kv_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 kv_store::~kv_store() = default;
 
-caf::expected<std::unique_ptr<kv_store>> kv_store::open(const std::string& dir) {
+caf::expected<std::unique_ptr<kv_store>>
+kv_store::open(const std::string& dir, const std::vector<column_family_spec>& families) {
   rocksdb::DBOptions opts;
   opts.create_if_missing = true;
   opts.create_missing_column_families = true;
@@ -50,7 +53,7 @@ caf::expected<std::unique_ptr<kv_store>> kv_store::open(const std::string& dir) 
   opts.keep_log_file_num = 3;
   rocksdb::ColumnFamilyOptions cfo;
   cfo.write_buffer_size = 4 << 20;
-  // Actor state also holds large values (stored report results, pages of megabytes): those
+  // Actor state also holds large values (stored results, pages of megabytes): those
   // go to blob files, written once at flush and never rewritten by compaction or
   // re-compressed.
   auto state_cfo = cfo;
@@ -62,6 +65,29 @@ caf::expected<std::unique_ptr<kv_store>> kv_store::open(const std::string& dir) 
     {rocksdb::kDefaultColumnFamilyName, cfo}, {"actor_state", state_cfo}, {"meta", cfo}};
   auto p = std::make_unique<impl>();
   p->dir = dir;
+  auto taken = [&](const std::string& name) {
+    for (auto& d : cfs)
+      if (d.name == name)
+        return true;
+    return false;
+  };
+  for (auto& f : families) {
+    if (taken(f.name))
+      return make_error(runtime_errc::storage_failure,
+                        "column family \"" + f.name + "\" is declared twice");
+    cfs.emplace_back(f.name, f.large_values ? state_cfo : cfo);
+    p->families.push_back(f.name);
+  }
+  if (cfs.size() > 250)
+    return make_error(runtime_errc::storage_failure, "too many column families");
+  // RocksDB refuses to open a database without naming every family it holds.
+  std::vector<std::string> existing;
+  auto listed = rocksdb::DB::ListColumnFamilies(opts, dir, &existing);
+  if (listed.ok()) {
+    for (auto& name : existing)
+      if (!taken(name))
+        cfs.emplace_back(name, cfo);
+  } // else: a new database (IsIOError / not found): nothing to list
   rocksdb::DB* raw = nullptr;
   auto st = rocksdb::DB::Open(opts, dir, cfs, &p->handles, &raw);
   if (!st.ok())
@@ -136,6 +162,13 @@ caf::expected<std::vector<std::string>> kv_store::paths_under(column cf,
   if (!it->status().ok())
     return fail(it->status(), "scan failed");
   return out;
+}
+
+std::optional<column> kv_store::family(const std::string& name) const {
+  for (size_t i = 0; i < impl_->families.size(); ++i)
+    if (impl_->families[i] == name)
+      return static_cast<column>(2 + i);
+  return std::nullopt;
 }
 
 const std::string& kv_store::dir() const noexcept {

@@ -12,9 +12,12 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include "runtime/storage/column_family.hpp"
+
 namespace wharf::runtime {
 
-/// Column families of the node database.
+/// Column families of the node database: the node's own two, then the modules' families in
+/// the order `open` got them (`kv_store::family` finds one by name).
 enum class column : uint8_t {
   actor_state, ///< durable actor state: key = "<actor path>\0<key>"
   meta,        ///< node metadata (incarnation counter, schema version)
@@ -36,9 +39,15 @@ struct write_batch {
 
 class kv_store {
 public:
-  /// Opens (creating if needed) the database in `dir`. Fails with `storage_failure` and
-  /// RocksDB's message (e.g. a lock held by another process).
-  [[nodiscard]] static caf::expected<std::unique_ptr<kv_store>> open(const std::string& dir);
+  /// Opens (creating if needed) the database in `dir` with the node's families and
+  /// `families` (the modules'). Families the directory holds but nobody declared (a module
+  /// no longer linked) are opened too and left alone. Fails with `storage_failure` and
+  /// RocksDB's message (e.g. a lock held by another process, two families of one name).
+  [[nodiscard]] static caf::expected<std::unique_ptr<kv_store>>
+  open(const std::string& dir, const std::vector<column_family_spec>& families = {});
+
+  /// The column of a module's family, or nullopt when none has that name.
+  std::optional<column> family(const std::string& name) const;
 
   ~kv_store();
   kv_store(const kv_store&) = delete;

@@ -10,6 +10,9 @@
 /// - `(restore_atom, path, key)` -> `(bool found, std::string value)`: one key only.
 /// - `(list_atom, parent)` -> `std::vector<std::string>`: the paths under `parent` (a path
 ///     prefix) that hold state, at most 100,000.
+/// The same four with a `column_ref` after the atom work on a module's column family
+/// (`service_module::column_families`) instead of the node's actor state; an unknown family
+/// is error `not_found`.
 /// - `(probe_atom)` -> `uint64_t` mailbox size.
 /// Other actors find it by its tree path (`whereis system/store` through the root).
 

@@ -47,7 +47,7 @@ const char* to_string(restart_type x) noexcept;
 
 /// What a child learns when it starts: where it lives in the tree.
 struct child_context {
-  std::string path;                      ///< e.g. "services/register"
+  std::string path;                      ///< e.g. "system/store"
   caf::actor root;                       ///< the node's root supervisor (for path lookups)
   std::shared_ptr<node_metrics> metrics; ///< may be null (tests)
 };

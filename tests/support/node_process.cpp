@@ -6,7 +6,10 @@
 #include <fstream>
 #include <netinet/in.h>
 #include <poll.h>
+#include <random>
 #include <set>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sstream>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -22,33 +25,60 @@ namespace wharf::test {
 
 namespace {
 
-uint16_t probe_port() {
+bool can_bind(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    throw std::runtime_error("free_port: bind failed");
-  }
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(port);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+// The first port of the kernel's ephemeral range (32768 unless configured otherwise).
+uint16_t ephemeral_start() {
+  std::ifstream in{"/proc/sys/net/ipv4/ip_local_port_range"};
+  unsigned lo = 32768, hi = 60999;
+  if (!(in >> lo >> hi) || lo < 12000)
+    lo = 32768;
+  return static_cast<uint16_t>(lo);
 }
 
 } // namespace
 
 uint16_t free_port() {
-  // The kernel may hand the same port out twice in a row; never give a port twice.
-  static std::set<uint16_t> given;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    auto p = probe_port();
-    if (given.insert(p).second)
-      return p;
+  // Ports below the kernel's ephemeral range: the kernel never hands one of them to a
+  // connect() or bind(0), so between this check and the node's bind nobody takes it by
+  // chance. Test processes running side by side exclude each other with a lock file per
+  // port, held until this process ends (never released, so never given twice).
+  static std::vector<int> held;
+  static std::mt19937 rng{static_cast<unsigned>(::getpid()) * 2654435761u
+                          ^ static_cast<unsigned>(std::chrono::steady_clock::now()
+                                                    .time_since_epoch().count())};
+  const uint16_t hi = ephemeral_start();
+  const uint16_t lo = static_cast<uint16_t>(hi - 10000);
+  ::mkdir("/tmp/wharf-test-ports", 01777);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    auto port = static_cast<uint16_t>(lo + rng() % (hi - lo));
+    auto path = "/tmp/wharf-test-ports/" + std::to_string(port);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+      continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      continue; // another test process has it
+    }
+    if (!can_bind(port)) {
+      ::close(fd);
+      continue;
+    }
+    held.push_back(fd);
+    return port;
   }
-  throw std::runtime_error("free_port: no fresh port after 100 attempts");
+  throw std::runtime_error("free_port: no free port after 1000 attempts");
 }
 
 bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
@@ -142,6 +172,42 @@ std::string read_all(int fd, std::chrono::milliseconds limit) {
 
 } // namespace
 
+tcp_client::tcp_client(uint16_t port) : fd_(connect_to(port)) {}
+
+tcp_client::~tcp_client() {
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+bool tcp_client::send(const std::string& bytes) {
+  if (fd_ < 0)
+    return false;
+  for (size_t sent = 0; sent < bytes.size();) {
+    auto n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0)
+      return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string tcp_client::read_until(const std::string& text, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  char buf[4096];
+  while (fd_ >= 0 && !closed_ && buffer_.find(text) == std::string::npos
+         && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0)
+      continue;
+    auto n = ::read(fd_, buf, sizeof(buf));
+    if (n <= 0)
+      closed_ = true;
+    else
+      buffer_.append(buf, static_cast<size_t>(n));
+  }
+  return buffer_;
+}
+
 int http_get(uint16_t port, const std::string& path, std::string* body) {
   return http_request(port, "GET", path, "", body, std::chrono::seconds{5});
 }
@@ -193,7 +259,7 @@ bool send_raw(uint16_t port, const std::string& bytes) {
 node_process::node_process(std::string name, std::string data_dir, std::string log_dir,
                            uint16_t seed_port)
   : name_(std::move(name)), data_dir_(std::move(data_dir)),
-    log_path_(log_dir + "/" + name_ + ".log"), seed_port_(seed_port) {
+    log_path_(log_dir + "/" + name_ + ".log"), binary_(WHARF_NODE_BIN), seed_port_(seed_port) {
   ports_.cluster = free_port();
   ports_.rpc = free_port();
   ports_.http = free_port();
@@ -210,7 +276,7 @@ void node_process::start(const std::vector<std::string>& extra_flags) {
   if (pid_ > 0)
     throw std::logic_error(name_ + " is already running");
   std::vector<std::string> argv = {
-    WHARF_NODE_BIN, "--name", name_, "--cluster-port", std::to_string(ports_.cluster),
+    binary_, "--name", name_, "--cluster-port", std::to_string(ports_.cluster),
     "--rpc-port", std::to_string(ports_.rpc), "--http-port", std::to_string(ports_.http),
     "--data-dir", data_dir_, "--seed",
     "127.0.0.1:" + std::to_string(seed_port_ ? seed_port_ : ports_.cluster)};

@@ -1,6 +1,6 @@
 #pragma once
 /// Real wharf-node processes for system tests: start with flags, signal, wait, read the log.
-/// Everything binds to 127.0.0.1 on ports picked free by the kernel.
+/// Everything binds to 127.0.0.1 on ports from `free_port`.
 
 #include <chrono>
 #include <functional>
@@ -11,8 +11,32 @@
 
 namespace wharf::test {
 
-/// A port that was free a moment ago (bind to 0, read, close).
+/// A free port on 127.0.0.1 that stays this process's: below the kernel's ephemeral range
+/// (so no connect() or bind(0) elsewhere gets it meanwhile), locked against other test
+/// processes (a lock file per port under /tmp/wharf-test-ports), never given twice.
 uint16_t free_port();
+
+/// A plain TCP client on 127.0.0.1 for listener tests.
+class tcp_client {
+public:
+  explicit tcp_client(uint16_t port); ///< connects (`connected()` tells whether it could)
+  ~tcp_client();
+  tcp_client(const tcp_client&) = delete;
+  tcp_client& operator=(const tcp_client&) = delete;
+  bool connected() const noexcept { return fd_ >= 0; }
+  bool send(const std::string& bytes);
+  /// Reads until what arrived contains `text`, the peer closes or `limit` passes; returns
+  /// everything read so far (on this call and earlier unconsumed reads).
+  std::string read_until(const std::string& text,
+                         std::chrono::milliseconds limit = std::chrono::seconds{10});
+  /// Whether the peer closed (a read returned end-of-stream).
+  bool closed() const noexcept { return closed_; }
+
+private:
+  int fd_ = -1;
+  bool closed_ = false;
+  std::string buffer_;
+};
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes; returns whether it held.
 /// A bound on waiting for a condition, not a timing assertion.
@@ -52,6 +76,9 @@ public:
   /// Starts the process (again) with the same name, ports and data directory.
   void start(const std::vector<std::string>& extra_flags = {});
 
+  /// Runs `path` instead of wharf-node (a node binary with other modules linked).
+  void binary(std::string path) { binary_ = std::move(path); }
+
   /// Sends `sig` (SIGKILL, SIGSTOP, SIGCONT, SIGTERM).
   void signal(int sig);
 
@@ -69,6 +96,7 @@ private:
   std::string name_;
   std::string data_dir_;
   std::string log_path_;
+  std::string binary_;
   uint16_t seed_port_;
   ports ports_;
   pid_t pid_ = -1;

@@ -7,15 +7,18 @@
 #include <memory>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include <boost/test/unit_test.hpp>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "actors/registers/register_client.hpp"
 #include "protocols/codec.hpp"
 #include "runtime/core/types.hpp"
 #include "runtime/rpc/admin_client.hpp"
+#include "runtime/rpc/rpc_client.hpp"
 #include "tests/support/expect.hpp"
 #include "tests/support/node_process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -50,6 +53,18 @@ struct cluster_fixture {
   caf::expected<admin_reply> ask(size_t via, admin_request req) {
     runtime::admin_client client{"127.0.0.1", node(via).port().rpc, 30s};
     return client.call(req);
+  }
+
+  /// Writes `key` = `value` to the register of the node reached through `via`.
+  caf::expected<actors::register_reply> put(size_t via, const std::string& key,
+                                            const std::string& value) {
+    runtime::rpc_client client{"127.0.0.1", node(via).port().rpc, 30s};
+    return actors::register_put(client, "", key, value);
+  }
+
+  caf::expected<actors::register_reply> get(size_t via, const std::string& key) {
+    runtime::rpc_client client{"127.0.0.1", node(via).port().rpc, 30s};
+    return actors::register_get(client, "", key);
   }
 
   /// How `viewer` sees `name` ("alive", "down", "left", "absent", or "unreachable").
@@ -107,6 +122,24 @@ struct cluster_fixture {
   }
 };
 
+/// Connections to local `port` the kernel holds established (accepted or still queued).
+int established_to(uint16_t port) {
+  std::ifstream in{"/proc/net/tcp"};
+  std::string line;
+  std::getline(in, line); // header
+  int n = 0;
+  while (std::getline(in, line)) {
+    std::istringstream ls{line};
+    std::string slot, local, remote, state;
+    ls >> slot >> local >> remote >> state;
+    auto colon = local.find(':');
+    if (colon != std::string::npos && state == "01"
+        && std::stoul(local.substr(colon + 1), nullptr, 16) == port)
+      ++n;
+  }
+  return n;
+}
+
 std::string console(uint16_t rpc_port, const std::string& cmd, int* rc) {
   std::string out;
   *rc = test::run_command({WHARF_CLI_BIN, "console", "--connect",
@@ -163,7 +196,7 @@ BOOST_AUTO_TEST_CASE(sigkill_is_seen_by_both_survivors_and_a_restart_rejoins) {
   // A request towards the dead node fails with a reason, not a timeout.
   auto r = ask(1, admin_request{admin_command::stats, "n3", "", "", ""});
   BOOST_REQUIRE(r);
-  BOOST_TEST(r->error_code == "peer_down");
+  BOOST_TEST(r->error_code == "PEER_DOWN");
   node(3).start();
   BOOST_REQUIRE_MESSAGE(eventually([&] { return all_alive_everywhere(); }),
                         "phase: n3 rejoining after restart\n" << logs());
@@ -185,7 +218,7 @@ BOOST_AUTO_TEST_CASE(a_frozen_node_is_marked_down_and_pending_requests_fail_at_o
   auto r = pending.get();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   BOOST_REQUIRE_MESSAGE(r, "phase: pending request; transport error " << test::why(r));
-  BOOST_TEST(r->error_code == "peer_down", "error: " << r->error);
+  BOOST_TEST(r->error_code == "PEER_DOWN", "error: " << r->error);
   BOOST_TEST_MESSAGE("request pending towards frozen n3 failed after " << ms.count()
                      << " ms with: " << r->error);
   BOOST_REQUIRE_MESSAGE(eventually([&] { return status(1, "n3") == "down" && status(2, "n3") == "down"; }),
@@ -219,9 +252,8 @@ BOOST_AUTO_TEST_CASE(an_actor_killed_through_the_console_restarts_with_its_state
 BOOST_AUTO_TEST_CASE(acknowledged_state_survives_sigkill_of_the_node) {
   form(1);
   for (int i = 0; i < 50; ++i) {
-    auto r = ask(1, admin_request{admin_command::put, "", "", "k" + std::to_string(i),
-                                  "v" + std::to_string(i)});
-    BOOST_REQUIRE(r);
+    auto r = put(1, "k" + std::to_string(i), "v" + std::to_string(i));
+    BOOST_REQUIRE_MESSAGE(r, test::why(r));
     BOOST_REQUIRE_MESSAGE(r->error.empty(), r->error);
   }
   node(1).signal(SIGKILL);
@@ -231,7 +263,7 @@ BOOST_AUTO_TEST_CASE(acknowledged_state_survives_sigkill_of_the_node) {
                         "phase: restart after SIGKILL\n" << logs());
   int missing = 0;
   for (int i = 0; i < 50; ++i) {
-    auto r = ask(1, admin_request{admin_command::get, "", "", "k" + std::to_string(i), ""});
+    auto r = get(1, "k" + std::to_string(i));
     if (!r || !r->found || r->value != "v" + std::to_string(i))
       ++missing;
   }
@@ -240,17 +272,40 @@ BOOST_AUTO_TEST_CASE(acknowledged_state_survives_sigkill_of_the_node) {
 
 BOOST_AUTO_TEST_CASE(group_commit_keeps_acknowledged_state_too) {
   form(1, {"--durability", "group"});
-  for (int i = 0; i < 20; ++i) {
-    auto r = ask(1, admin_request{admin_command::put, "", "", "g" + std::to_string(i), "x"});
-    BOOST_REQUIRE(r && r->error.empty());
+  // A gate: the writers connect while the node is stopped (the kernel queues their
+  // connections and requests), so their puts reach the state store together once it runs
+  // again, and commits can share an fsync'd write.
+  constexpr int writers = 20;
+  node(1).signal(SIGSTOP);
+  std::vector<std::future<std::string>> puts;
+  for (int i = 0; i < writers; ++i)
+    puts.push_back(std::async(std::launch::async, [this, i] {
+      auto r = put(1, "g" + std::to_string(i), "x" + std::to_string(i));
+      return !r ? test::why(r) : r->error;
+    }));
+  bool queued = eventually([&] { return established_to(node(1).port().rpc) >= writers; });
+  BOOST_TEST_MESSAGE("established " << established_to(node(1).port().rpc));
+  node(1).signal(SIGCONT);
+  BOOST_REQUIRE_MESSAGE(queued, "phase: " << writers << " writers connecting to the stopped node");
+  for (auto& p : puts) {
+    auto err = p.get();
+    BOOST_REQUIRE_MESSAGE(err.empty(), "phase: concurrent puts: " << err);
   }
+  auto writes = stat(1, "", "state_writes_total");
+  auto commits = stat(1, "", "state_commits_total");
+  BOOST_TEST(writes >= writers);
+  BOOST_TEST(commits < writes, "no write was grouped: " << commits << " commits for " << writes
+                                                        << " writes");
   node(1).signal(SIGKILL);
   node(1).wait();
   node(1).start({"--durability", "group"});
   BOOST_REQUIRE(eventually([&] { return test::http_get(node(1).port().http, "/health") == 200; }));
-  auto r = ask(1, admin_request{admin_command::get, "", "", "g19", ""});
-  BOOST_REQUIRE(r);
-  BOOST_TEST(r->found);
+  for (int i = 0; i < writers; ++i) {
+    auto r = get(1, "g" + std::to_string(i));
+    BOOST_REQUIRE_MESSAGE(r, test::why(r));
+    BOOST_TEST(r->found, "g" << i);
+    BOOST_TEST(r->value == "x" + std::to_string(i), "g" << i);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_leaves_the_cluster_cleanly) {

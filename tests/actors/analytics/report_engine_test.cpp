@@ -26,6 +26,7 @@
 #include "actors/analytics/partition_reader.hpp"
 #include "actors/analytics/plan.hpp"
 #include "actors/analytics/single_sql.hpp"
+#include "actors/analytics/config.hpp"
 #include "runtime/config/node_config.hpp"
 #include "runtime/core/types.hpp"
 #include "runtime/pg/pg_connection.hpp"
@@ -39,8 +40,8 @@ namespace {
 
 using rows_t = std::vector<std::vector<cell>>;
 
-const char* name(report_errc x) {
-  return to_string(x);
+const char* name(protocols::error_code x) {
+  return protocols::to_string(x);
 }
 
 const char* name(read_mode x) {
@@ -246,8 +247,8 @@ BOOST_FIXTURE_TEST_CASE(injection_in_values_is_just_a_bad_value, engine_fixture)
     agg_table t{p.spec()};
     auto r = read_partition(*pg, p, partition{0, 0, 1000}, t);
     BOOST_REQUIRE(!r);
-    BOOST_TEST(r.error().category() == report_errc_category);
-    BOOST_TEST(name(static_cast<report_errc>(r.error().code())) == std::string("INVALID_ARGUMENT"));
+    BOOST_TEST(r.error().category() == runtime::error_code_category);
+    BOOST_TEST(name(static_cast<protocols::error_code>(r.error().code())) == std::string("INVALID_ARGUMENT"));
     BOOST_TEST(test::why(r).find("22007") != std::string::npos, test::why(r));
     auto ps = params("2025-01-01", "2025-12-31");
     ps.filters = {{"event_type", "click' OR '1'='1"}};
@@ -262,13 +263,13 @@ BOOST_FIXTURE_TEST_CASE(injection_in_values_is_just_a_bad_value, engine_fixture)
   ps.filters = {{"value; DROP TABLE x", "1"}};
   auto err = validate(def(), ps);
   BOOST_REQUIRE(err);
-  BOOST_TEST(name(static_cast<report_errc>(err.code())) == std::string("INVALID_ARGUMENT"));
+  BOOST_TEST(name(static_cast<protocols::error_code>(err.code())) == std::string("INVALID_ARGUMENT"));
 }
 
 BOOST_FIXTURE_TEST_CASE(declarative_reports_compute_every_aggregate, engine_fixture) {
   if (!pg)
     return;
-  runtime::report_config cfg;
+  report_config cfg;
   cfg.name = "types";
   cfg.table = table;
   cfg.time_column = "event_timestamp";
@@ -304,7 +305,7 @@ BOOST_FIXTURE_TEST_CASE(declarative_reports_compute_every_aggregate, engine_fixt
 BOOST_FIXTURE_TEST_CASE(bad_definitions_and_columns_are_invalid_arguments, engine_fixture) {
   if (!pg)
     return;
-  runtime::report_config cfg;
+  report_config cfg;
   cfg.name = "bad";
   cfg.table = table;
   cfg.group_by = {"event_type"};
@@ -317,7 +318,7 @@ BOOST_FIXTURE_TEST_CASE(bad_definitions_and_columns_are_invalid_arguments, engin
   BOOST_REQUIRE(d);
   auto p = make_plan(*pg, *d, {}, read_mode::pull);
   BOOST_REQUIRE(!p);
-  BOOST_TEST(name(static_cast<report_errc>(p.error().code())) == std::string("INVALID_ARGUMENT"));
+  BOOST_TEST(name(static_cast<protocols::error_code>(p.error().code())) == std::string("INVALID_ARGUMENT"));
   cfg.aggregates = {"count(nope)"};
   p = make_plan(*pg, *parse_report(cfg), {}, read_mode::pull);
   BOOST_REQUIRE(!p);
@@ -326,7 +327,7 @@ BOOST_FIXTURE_TEST_CASE(bad_definitions_and_columns_are_invalid_arguments, engin
   cfg.aggregates = {"count(*)"};
   p = make_plan(*pg, *parse_report(cfg), {}, read_mode::pull);
   BOOST_REQUIRE(!p);
-  BOOST_TEST(name(static_cast<report_errc>(p.error().code())) == std::string("PG_ERROR"));
+  BOOST_TEST(name(static_cast<protocols::error_code>(p.error().code())) == std::string("PG_ERROR"));
   BOOST_TEST(message_of(p.error()).rfind("42P01", 0) == 0, message_of(p.error()));
 }
 
@@ -779,9 +780,10 @@ BOOST_FIXTURE_TEST_CASE(a_node_reads_each_partition_once_whatever_requests_overl
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
   runtime::node_config node;
-  node.analytics.dsn = std::getenv("WHARF_PG_DSN");
-  node.analytics.readers = 2;
-  auto spec = analytics_child(node);
+  analytics_settings settings;
+  settings.analytics.dsn = std::getenv("WHARF_PG_DSN");
+  settings.analytics.readers = 2;
+  auto spec = analytics_child(node, settings);
   runtime::child_context ctx{"services/analytics", caf::actor{}, nullptr};
   auto parent = sys.spawn([spec, ctx](caf::event_based_actor* me) -> caf::behavior {
     auto child = spec.start(*me, ctx);

@@ -2,7 +2,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "runtime/config/config_section.hpp"
 #include "runtime/core/types.hpp"
+#include "runtime/module/service_module.hpp"
 #include "tests/support/expect.hpp"
 
 using namespace wharf::runtime;
@@ -89,17 +91,6 @@ BOOST_AUTO_TEST_CASE(errors_name_the_key) {
   BOOST_TEST(error_of("[node]\nname = \n").find("node.toml:2") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(report_memory_keeping_is_read_and_bounded) {
-  BOOST_TEST(node_config{}.analytics.keep_memory.count() == 300);
-  auto cfg = parse_node_config("[analytics]\nkeep_memory_s = 0\n", "node.toml");
-  BOOST_REQUIRE_MESSAGE(cfg, wharf::test::why(cfg));
-  BOOST_TEST(cfg->analytics.keep_memory.count() == 0);
-  BOOST_TEST(error_of("[analytics]\nkeep_memory_s = -1\n").find("analytics.keep_memory_s")
-             != std::string::npos);
-  BOOST_TEST(error_of("[analytics]\nkeep_memory_s = \"1m\"\n").find("analytics.keep_memory_s")
-             != std::string::npos);
-}
-
 BOOST_AUTO_TEST_CASE(cross_field_rules_are_checked) {
   node_config cfg;
   cfg.failure_timeout = cfg.heartbeat_interval;
@@ -109,6 +100,74 @@ BOOST_AUTO_TEST_CASE(cross_field_rules_are_checked) {
   node_config bad_name;
   bad_name.name = "a b";
   BOOST_TEST(describe(bad_name.validate()).find("node.name") != std::string::npos);
+}
+
+namespace {
+
+// A module with one section and one array of tables, as a service declares them.
+struct sample_module final : service_module {
+  struct item {
+    std::string name;
+    std::vector<std::string> tags;
+  };
+  std::string mode = "fast";
+  size_t depth = 3;
+  std::vector<item> items;
+  const char* name() const override { return "sample"; }
+  const char* summary() const override { return "a sample"; }
+  void configure(config_root& root) override {
+    root.section("sample", summary(), [this](config_section& s) {
+      s.choice("mode", mode, {"fast", "slow"}, "how");
+      s.count("depth", depth, 1, 9, "how deep");
+    });
+    root.tables<item>("items", "things", items, [](config_section& s, item& x) {
+      s.text("name", x.name, "its name").required("name");
+      s.texts("tags", x.tags, "labels");
+    });
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_module_reads_dumps_and_documents_its_sections) {
+  sample_module m;
+  auto cfg = parse_node_config("[sample]\nmode = \"slow\"\n[[items]]\nname = \"a\"\ntags = [\"x\"]\n"
+                               "[[items]]\nname = \"b\"\n",
+                               "node.toml", {&m});
+  BOOST_REQUIRE_MESSAGE(cfg, wharf::test::why(cfg));
+  BOOST_TEST(m.mode == "slow");
+  BOOST_TEST(m.depth == 3u);
+  BOOST_REQUIRE(m.items.size() == 2u);
+  BOOST_TEST(m.items[1].name == "b");
+  auto dump = to_toml(*cfg, {&m});
+  BOOST_TEST(dump.find("[sample]\nmode = \"slow\"\ndepth = 3\n") != std::string::npos, dump);
+  BOOST_TEST(dump.find("[[items]]\nname = \"a\"\ntags = [\"x\"]\n") != std::string::npos, dump);
+  sample_module again;
+  auto back = parse_node_config(dump, "dump", {&again});
+  BOOST_REQUIRE_MESSAGE(back, wharf::test::why(back));
+  BOOST_TEST(to_toml(*back, {&again}) == dump);
+  auto help = describe_config({&m});
+  BOOST_TEST(help.find("[sample]  a sample") != std::string::npos, help);
+  BOOST_TEST(help.find("[[items]]  things (repeatable)") != std::string::npos, help);
+}
+
+BOOST_AUTO_TEST_CASE(a_module_section_fails_like_the_nodes_own) {
+  auto error = [](const std::string& toml) {
+    sample_module m;
+    auto cfg = parse_node_config(toml, "node.toml", {&m});
+    return cfg ? std::string{} : wharf::test::why(cfg);
+  };
+  BOOST_TEST(error("[sample]\ndepht = 2\n") == "bad_config: node.toml: sample.depht: unknown key");
+  BOOST_TEST(error("[sample]\ndepth = 10\n") == "bad_config: node.toml: sample.depth: must be 1..9, got 10");
+  BOOST_TEST(error("[sample]\nmode = \"odd\"\n")
+             == "bad_config: node.toml: sample.mode: expected \"fast\" or \"slow\", got \"odd\"");
+  BOOST_TEST(error("[[items]]\ntags = []\n") == "bad_config: node.toml: items[0].name: required");
+  BOOST_TEST(error("[[items]]\nname = \"a\"\nnope = 1\n") == "bad_config: node.toml: items[0].nope: unknown key");
+  // An unknown key wins over a bad value elsewhere: a typo is the likelier mistake.
+  BOOST_TEST(error("[sample]\ndepth = 10\n[cluster]\nheartbeet_ms = 1\n")
+             == "bad_config: node.toml: cluster.heartbeet_ms: unknown key");
+  BOOST_TEST(error("[nodes]\n").find("unknown section (expected node, cluster, log, state, sample or items)")
+             != std::string::npos, error("[nodes]\n"));
 }
 
 BOOST_AUTO_TEST_CASE(endpoints_parse_or_explain) {

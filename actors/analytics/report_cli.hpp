@@ -1,12 +1,14 @@
 #pragma once
-// `wharf report NAME ...`: runs a report through a node's Analytics RPC interface and prints
-// the rows (json, csv or an aligned table), paging through large results.
+/// `wharf report NAME ...`: runs a report through a node's Analytics RPC interface (the
+/// Cap'n Proto schema is all it uses) and prints the rows (json, csv or an aligned table, see
+/// result_writer.hpp), paging through large results with a few page requests in flight. A
+/// progress bar shows on a terminal.
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-namespace wharf::cli {
+namespace wharf::actors {
 
 struct report_options {
   std::string name;
@@ -28,4 +30,4 @@ struct report_options {
 /// 2 usage error; 3 the node is unreachable.
 int run_report(const report_options& o);
 
-} // namespace wharf::cli
+} // namespace wharf::actors

@@ -1,4 +1,4 @@
-#include "runtime/rpc/report_json.hpp"
+#include "actors/analytics/report_json.hpp"
 
 #include <set>
 
@@ -7,10 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "protocols/capnp_io.hpp"
+#include "protocols/error_code.hpp"
 #include "protocols/result_page.hpp"
 #include "runtime/core/types.hpp"
 
-namespace wharf::runtime {
+namespace wharf::actors {
 
 using nlohmann::json;
 
@@ -38,7 +39,7 @@ const char* to_string(reports::ReadMode m) noexcept {
 namespace {
 
 caf::error bad(const std::string& why) {
-  return make_error(runtime_errc::bad_request, why);
+  return runtime::make_error(protocols::error_code::invalid_argument, why);
 }
 
 std::string text_of(capnp::Text::Reader t) {
@@ -247,6 +248,33 @@ json to_json(reports::ResultPage::Reader p) {
   return j;
 }
 
+json to_json(reports::ReportList::Reader l) {
+  json j;
+  j["node"] = text_of(l.getNode());
+  if (l.getErrorCode().size() > 0) {
+    j["error_code"] = text_of(l.getErrorCode());
+    j["error_message"] = text_of(l.getError());
+    return j;
+  }
+  json rows = json::array();
+  for (auto r : l.getReports()) {
+    json x{{"report_id", text_of(r.getReportId())},
+           {"name", text_of(r.getName())},
+           {"status", to_string(r.getStatus())},
+           {"mode", to_string(r.getMode())},
+           {"partitions", r.getPartitions()},
+           {"partitions_done", r.getPartitionsDone()},
+           {"rows_read", r.getRowsRead()},
+           {"elapsed_ms", r.getElapsedMs()},
+           {"coordinator", text_of(r.getCoordinator())}};
+    if (r.getErrorCode().size() > 0)
+      x["error_code"] = text_of(r.getErrorCode());
+    rows.push_back(std::move(x));
+  }
+  j["reports"] = std::move(rows);
+  return j;
+}
+
 unsigned http_status(reports::ReportResponse::Reader r) {
   switch (r.getStatus()) {
     case reports::ReportStatus::DONE: return 200;
@@ -254,20 +282,9 @@ unsigned http_status(reports::ReportResponse::Reader r) {
     case reports::ReportStatus::RUNNING: return 202;
     default: break;
   }
-  auto code = text_of(r.getErrorCode());
-  if (code == "INVALID_ARGUMENT")
-    return 400;
-  if (code == "NOT_FOUND")
-    return 404;
-  if (code == "CANCELLED")
-    return 409;
-  if (code == "PG_ERROR")
-    return 502;
-  if (code == "UNAVAILABLE")
-    return 503;
-  if (code == "TIMEOUT")
-    return 504;
-  return 500;
+  auto code = protocols::parse_error_code(text_of(r.getErrorCode()));
+  return protocols::http_status(code == protocols::error_code::none ? protocols::error_code::internal
+                                                                    : code);
 }
 
-} // namespace wharf::runtime
+} // namespace wharf::actors

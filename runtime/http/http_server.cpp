@@ -1,0 +1,289 @@
+#include "runtime/http/http_server.hpp"
+
+#include <cctype>
+#include <cstring>
+
+#include <kj/compat/http.h>
+#include <spdlog/spdlog.h>
+
+#include "runtime/core/metrics.hpp"
+
+namespace wharf::runtime {
+
+namespace {
+
+// A connection whose first bytes were read to check them: serves those bytes first.
+class prefixed_stream final : public kj::AsyncIoStream {
+public:
+  prefixed_stream(kj::Own<kj::AsyncIoStream> inner, kj::Array<kj::byte> prefix)
+    : inner_(kj::mv(inner)), prefix_(kj::mv(prefix)) {}
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
+    if (at_ < prefix_.size()) {
+      auto n = std::min(max_bytes, prefix_.size() - at_);
+      std::memcpy(buffer, prefix_.begin() + at_, n);
+      at_ += n;
+      if (n >= min_bytes)
+        return n;
+      return inner_->tryRead(static_cast<kj::byte*>(buffer) + n, min_bytes - n, max_bytes - n)
+        .then([n](size_t more) { return n + more; });
+    }
+    return inner_->tryRead(buffer, min_bytes, max_bytes);
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    return inner_->write(buffer, size);
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    return inner_->write(pieces);
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
+  void shutdownWrite() override { inner_->shutdownWrite(); }
+  void abortRead() override { inner_->abortRead(); }
+  void getsockopt(int level, int option, void* value, uint* length) override {
+    inner_->getsockopt(level, option, value, length);
+  }
+  void setsockopt(int level, int option, const void* value, uint length) override {
+    inner_->setsockopt(level, option, value, length);
+  }
+  void getsockname(struct sockaddr* addr, uint* length) override {
+    inner_->getsockname(addr, length);
+  }
+  void getpeername(struct sockaddr* addr, uint* length) override {
+    inner_->getpeername(addr, length);
+  }
+
+private:
+  kj::Own<kj::AsyncIoStream> inner_;
+  kj::Array<kj::byte> prefix_;
+  size_t at_ = 0;
+};
+
+// Whether bytes can start an HTTP/1 request line: a method token of capital letters, then a
+// space. Only letters so far (no space yet) is not decided against.
+bool looks_like_http(const kj::byte* p, size_t n) {
+  constexpr size_t max_method = 16;
+  size_t i = 0;
+  while (i < n && i <= max_method && std::isupper(p[i]))
+    ++i;
+  if (i == n)
+    return i <= max_method;
+  return i > 0 && p[i] == ' ';
+}
+
+std::string plain_error(unsigned status, std::string_view code, std::string_view msg) {
+  auto r = http_response::error(status, code, msg);
+  return "HTTP/1.1 " + std::to_string(status) + " " + http_response::reason(status)
+         + "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
+         + std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
+}
+
+// A Content-Length value: digits only, at most 18 of them.
+bool parse_length(kj::StringPtr s, uint64_t& out) {
+  if (s.size() == 0 || s.size() > 18)
+    return false;
+  out = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9')
+      return false;
+    out = out * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return true;
+}
+
+struct body_buffer {
+  std::string data;
+  size_t max = 0;
+  bool over = false;
+};
+
+// Reads the whole body into `b`, stopping (with `over`) once it passes b->max.
+kj::Promise<void> read_body(kj::AsyncInputStream& in, std::shared_ptr<body_buffer> b) {
+  constexpr size_t step = 64 * 1024;
+  auto old = b->data.size();
+  b->data.resize(old + step);
+  return in.tryRead(b->data.data() + old, 1, step).then([&in, b, old](size_t n) -> kj::Promise<void> {
+    b->data.resize(old + n);
+    if (n == 0)
+      return kj::READY_NOW;
+    if (b->data.size() > b->max) {
+      b->over = true;
+      return kj::READY_NOW;
+    }
+    return read_body(in, b);
+  });
+}
+
+} // namespace
+
+struct http_server::impl final : public kj::HttpService, public kj::HttpServerErrorHandler,
+                                 public kj::TaskSet::ErrorHandler {
+  kj::Timer& timer;
+  std::string node;
+  std::shared_ptr<node_metrics> metrics;
+  size_t max_body;
+  kj::HttpHeaderTable table;
+  http_router router;
+  kj::Own<kj::HttpServer> server;
+  kj::TaskSet connections{*this};
+
+  impl(kj::Timer& t, std::string n, std::shared_ptr<node_metrics> m, size_t max)
+    : timer(t), node(std::move(n)), metrics(std::move(m)), max_body(max) {
+    kj::HttpServerSettings settings;
+    settings.errorHandler = *this;
+    // A client whose large body we answered early (413) may go on sending: read that much
+    // of it, so it sees the answer rather than a reset connection.
+    settings.canceledUploadGraceBytes = 4 * max_body;
+    settings.canceledUploadGracePeriod = 2 * kj::SECONDS;
+    server = kj::heap<kj::HttpServer>(timer, table, *this, settings);
+    router.add("GET", "/health", [this](http_request&) -> kj::Promise<http_response> {
+      bool ok = metrics->serving.load();
+      auto r = http_response::json(ok ? 200 : 503, std::string("{\"status\":\"")
+                                                     + (ok ? "serving" : "unavailable")
+                                                     + "\",\"node\":\"" + json_escape(node)
+                                                     + "\"}");
+      return r;
+    });
+    router.add("GET", "/metrics", [this](http_request&) -> kj::Promise<http_response> {
+      http_response r;
+      r.content_type = "text/plain; version=0.0.4";
+      r.body = metrics->prometheus(node);
+      return r;
+    });
+  }
+
+  void taskFailed(kj::Exception&& e) override {
+    spdlog::debug("http: connection ended with an error: {}", e.getDescription().cStr());
+  }
+
+  kj::Promise<void> send(Response& response, const http_response& r) {
+    kj::HttpHeaders headers(table);
+    headers.set(kj::HttpHeaderId::CONTENT_TYPE, kj::str(r.content_type));
+    for (auto& [k, v] : r.headers)
+      headers.add(kj::str(k), kj::str(v));
+    auto out = response.send(r.status, http_response::reason(r.status), headers, r.body.size());
+    auto buf = kj::heapString(r.body.data(), r.body.size());
+    auto p = out->write(buf.begin(), buf.size());
+    return p.attach(kj::mv(out), kj::mv(buf));
+  }
+
+  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
+                            const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
+                            Response& response) override {
+    auto req = std::make_shared<http_request>();
+    req->method = kj::str(method).cStr();
+    std::string u(url.cStr(), url.size());
+    auto q = u.find('?');
+    req->path = u.substr(0, q);
+    if (q != std::string::npos)
+      req->query = u.substr(q + 1);
+    auto match = router.find(*req);
+    if (!match.handler)
+      return send(response, match.error);
+    uint64_t length = 0;
+    bool has_length = false;
+    KJ_IF_MAYBE (cl, headers.get(kj::HttpHeaderId::CONTENT_LENGTH)) {
+      if (!parse_length(*cl, length))
+        return send(response, http_response::error(400, "INVALID_ARGUMENT",
+                                                   "Content-Length is not a number of bytes"));
+      has_length = true;
+    }
+    if (has_length && length > max_body)
+      return send(response, too_large());
+    auto buf = std::make_shared<body_buffer>();
+    buf->max = max_body;
+    const http_handler* handler = match.handler;
+    return read_body(body, buf).then(
+      [this, req, buf, handler, &response]() -> kj::Promise<void> {
+        if (buf->over)
+          return send(response, too_large());
+        req->body = std::move(buf->data);
+        return kj::evalNow([&] { return (*handler)(*req); })
+          .then([this, &response, req](http_response r) { return send(response, r); },
+                [this, &response, req](kj::Exception&& e) {
+                  spdlog::error("http: {} {} failed: {}", req->method, req->path,
+                                e.getDescription().cStr());
+                  return send(response, http_response::error(500, "INTERNAL",
+                                                             e.getDescription().cStr()));
+                });
+      },
+      [this, &response](kj::Exception&& e) {
+        return send(response, http_response::error(
+                                400, "INVALID_ARGUMENT",
+                                std::string("the request body ended early: ")
+                                  + e.getDescription().cStr()));
+      });
+  }
+
+  http_response too_large() const {
+    return http_response::error(413, "TOO_LARGE",
+                                "request body over " + std::to_string(max_body)
+                                  + " bytes (node.http_max_body_bytes)");
+  }
+
+  // -- protocol errors (HttpServerErrorHandler) --
+
+  kj::Promise<void> handleClientProtocolError(kj::HttpHeaders::ProtocolError e,
+                                              Response& response) override {
+    return send(response, http_response::error(400, "INVALID_ARGUMENT",
+                                               std::string("malformed HTTP request: ")
+                                                 + e.description.cStr()));
+  }
+  kj::Promise<void> handleApplicationError(kj::Exception e,
+                                           kj::Maybe<Response&> response) override {
+    KJ_IF_MAYBE (r, response) {
+      return send(*r, http_response::error(500, "INTERNAL", e.getDescription().cStr()));
+    }
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> handleNoResponse(Response& response) override {
+    return send(response, http_response::error(500, "INTERNAL", "no response"));
+  }
+
+  // -- connections --
+
+  kj::Promise<void> accept(kj::ConnectionReceiver& receiver) {
+    return receiver.accept().then([this, &receiver](kj::Own<kj::AsyncIoStream> s) {
+      connections.add(serve(kj::mv(s)));
+      return accept(receiver);
+    });
+  }
+
+  // Reads the first bytes and checks them before kj's parser (which would wait for a blank
+  // line until its header timeout).
+  kj::Promise<void> serve(kj::Own<kj::AsyncIoStream> s) {
+    auto buf = kj::heapArray<kj::byte>(4096);
+    auto& stream = *s;
+    auto* data = buf.begin();
+    auto size = buf.size();
+    return stream.tryRead(data, 1, size)
+      .then([this, s = kj::mv(s), buf = kj::mv(buf)](size_t n) mutable -> kj::Promise<void> {
+        if (n == 0)
+          return kj::READY_NOW;
+        if (!looks_like_http(buf.begin(), n)) {
+          auto text = kj::heapString(plain_error(400, "INVALID_ARGUMENT",
+                                                 "not an HTTP request"));
+          auto& out = *s;
+          auto p = out.write(text.begin(), text.size());
+          return p.then([&out] { out.shutdownWrite(); }).attach(kj::mv(s), kj::mv(text));
+        }
+        auto prefix = kj::heapArray<kj::byte>(buf.begin(), n);
+        return server->listenHttp(kj::heap<prefixed_stream>(kj::mv(s), kj::mv(prefix)));
+      });
+  }
+};
+
+http_server::http_server(kj::Timer& timer, std::string node_name,
+                         std::shared_ptr<node_metrics> metrics, size_t max_body)
+  : impl_(std::make_unique<impl>(timer, std::move(node_name), std::move(metrics), max_body)) {}
+
+http_server::~http_server() = default;
+
+http_router& http_server::router() noexcept {
+  return impl_->router;
+}
+
+kj::Promise<void> http_server::listen(kj::ConnectionReceiver& receiver) {
+  return impl_->accept(receiver);
+}
+
+} // namespace wharf::runtime
