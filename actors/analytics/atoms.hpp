@@ -36,6 +36,9 @@ constexpr uint32_t default_fetch_rows = 10000; // a fetch that names no limit
 /// How long the service and coordinators wait for the state store and the cluster actor
 /// (local actors: only a stopping node makes them late).
 constexpr std::chrono::seconds store_timeout{10};
+/// How long a node keeps a report's partial past the report's deadline when its coordinator
+/// never releases it (the coordinator's node died).
+constexpr std::chrono::seconds partial_grace{60};
 /// How often the service looks for expired reports, results and partials.
 constexpr std::chrono::seconds tick_every{10};
 

@@ -1,5 +1,6 @@
 #include "actors/analytics/config.hpp"
 
+#include "actors/analytics/atoms.hpp"
 #include "runtime/config/config_section.hpp"
 
 namespace wharf::actors {
@@ -13,7 +14,7 @@ void configure(runtime::config_root& root, analytics_settings& s) {
                  c.text("dsn", a.dsn, "libpq connection string; empty = $WHARF_PG_DSN");
                  c.count("readers", a.readers, 1, 64,
                          "partition readers (PostgreSQL connections) per node");
-                 c.count("partitions", a.partitions, 0, 4096,
+                 c.count("partitions", a.partitions, 0, analytics_detail::max_partitions,
                          "per report; 0 = 4 x worker threads x worker nodes");
                  c.count("large_result_rows", a.large_result_rows, 1, size_t{1} << 32,
                          "larger results are stored and fetched by reference, page by page");
@@ -31,6 +32,8 @@ void configure(runtime::config_root& root, analytics_settings& s) {
                          "reports that may wait; more get RESOURCE_EXHAUSTED (HTTP 503)");
                  c.millis("queue_wait_ms", a.queue_wait, 1, day_ms,
                           "the longest a report waits to start");
+                 c.count("test_drop_reads", a.test_drop_reads, 0, 1000,
+                         "fault injection for tests: drop the first N read calls unanswered");
                });
   root.tables<report_config>(
     "reports", "a declarative report (every node should carry the same ones)", s.reports,

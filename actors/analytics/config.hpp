@@ -47,6 +47,9 @@ struct analytics_config {
   /// The longest a report waits in the queue before it fails with RESOURCE_EXHAUSTED (its
   /// deadline, counted from submission, still applies).
   std::chrono::milliseconds queue_wait{120000};
+  /// Fault injection for tests: the first N read calls this node gets are dropped without
+  /// an answer, as CAF may lose a message while two nodes settle their connection. 0 = off.
+  size_t test_drop_reads = 0;
 };
 
 /// What the module reads: `[analytics]` and `[[reports]]`.

@@ -157,8 +157,8 @@ caf::error validate(const report_def& def, const report_params& p) {
   for (auto* v : {&p.start, &p.end})
     if (v->size() > 64)
       return bad("date \"" + v->substr(0, 64) + "...\" is too long");
-  if (p.user_ids.size() > 100000)
-    return bad("at most 100000 user ids");
+  if (p.user_ids.size() > max_user_ids)
+    return bad("at most " + std::to_string(max_user_ids) + " user ids");
   if (p.filters.size() > 64)
     return bad("at most 64 filters");
   for (auto& [col, val] : p.filters) {

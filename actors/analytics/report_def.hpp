@@ -64,6 +64,9 @@ report_def user_behavior_report();
 /// Parses "fn(column) AS name" (case-insensitive fn and AS; name defaults to fn_column).
 [[nodiscard]] caf::expected<aggregate> parse_aggregate(const std::string& text);
 
+/// The most user ids one request may name.
+constexpr size_t max_user_ids = 100000;
+
 /// INVALID_ARGUMENT when the request does not fit the report: filters on columns the report
 /// does not allow, user ids without a user column, a missing time range, malformed dates.
 [[nodiscard]] caf::error validate(const report_def& def, const report_params& p);

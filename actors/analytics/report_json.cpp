@@ -6,6 +6,8 @@
 #include <capnp/serialize.h>
 #include <nlohmann/json.hpp>
 
+#include "actors/analytics/atoms.hpp"
+#include "actors/analytics/report_def.hpp"
 #include "protocols/capnp_io.hpp"
 #include "protocols/error_code.hpp"
 #include "protocols/result_page.hpp"
@@ -101,8 +103,9 @@ caf::expected<std::string> api_call_from_json(const std::string& body) {
     return bad("\"mode\" must be auto, pushdown or pull");
   if (j.contains("user_ids")) {
     auto& ids = j["user_ids"];
-    if (!ids.is_array() || ids.size() > 100000)
-      return bad("\"user_ids\" must be an array of at most 100000 integers");
+    if (!ids.is_array() || ids.size() > max_user_ids)
+      return bad("\"user_ids\" must be an array of at most " + std::to_string(max_user_ids)
+                 + " integers");
     auto out = req.initUserIds(static_cast<unsigned>(ids.size()));
     for (unsigned i = 0; i < ids.size(); ++i) {
       if (!ids[i].is_number_integer())
@@ -142,7 +145,7 @@ caf::expected<std::string> api_call_from_json(const std::string& body) {
     return err;
   if (auto err = uint_field("trace_id", UINT64_MAX, [&](uint64_t v) { req.setTraceId(v); }))
     return err;
-  if (auto err = uint_field("partitions", 4096,
+  if (auto err = uint_field("partitions", analytics_detail::max_partitions,
                             [&](uint64_t v) { req.setPartitions(static_cast<uint32_t>(v)); }))
     return err;
   return protocols::message_bytes(mb);

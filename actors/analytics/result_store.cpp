@@ -22,6 +22,11 @@ namespace wharf::actors::analytics_detail {
 
 namespace {
 
+// Writing a whole result (many pages, one batch) and scanning for an earlier run's results
+// take longer than a single read.
+constexpr std::chrono::seconds result_write_timeout{120};
+constexpr std::chrono::seconds store_scan_timeout{60};
+
 // The column family results live in (the module's own; see module.cpp).
 runtime::column_ref results() {
   return runtime::column_ref{results_family};
@@ -115,7 +120,7 @@ void result_store::save(caf::event_based_actor* self, const caf::actor& root,
   self->request(root, store_timeout, whereis_atom::value, std::string{store_path})
     .then(
       [self, id, puts = std::move(puts), saved, failed](caf::actor& store) mutable {
-        self->request(store, std::chrono::seconds{120}, persist_atom::value, results(), result_path(id),
+        self->request(store, result_write_timeout, persist_atom::value, results(), result_path(id),
                       std::move(puts), std::vector<std::string>{})
           .then([saved](caf::ok_atom) { saved(); },
                 [failed](caf::error& err) {
@@ -276,7 +281,7 @@ void result_store::adopt_leftovers() {
   self_->request(root_, store_timeout, whereis_atom::value, std::string{store_path})
     .then(
       [this, parent](caf::actor& store) {
-        self_->request(store, std::chrono::seconds{60}, list_atom::value, results(), parent)
+        self_->request(store, store_scan_timeout, list_atom::value, results(), parent)
           .then(
             [this, store, parent](std::vector<std::string>& paths) {
               adoption_ = adopted;
@@ -305,7 +310,7 @@ void result_store::adopt_leftovers() {
 }
 
 void result_store::adopt(const caf::actor& store, const std::string& id) {
-  self_->request(store, std::chrono::seconds{60}, restore_atom::value, results(), result_path(id),
+  self_->request(store, store_scan_timeout, restore_atom::value, results(), result_path(id),
                  std::string{"meta"})
     .then(
       [this, id](bool found, std::string& meta) {

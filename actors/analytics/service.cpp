@@ -100,6 +100,13 @@ caf::result<std::string> service::on_worker_call(const std::string& payload) {
 }
 
 caf::result<std::string> service::read(rp::ReadTask::Reader task) {
+  if (st_->dropped_reads < st_->cfg.test_drop_reads) {
+    // Fault injection: as if the call was lost on its way; the caller never hears back.
+    ++st_->dropped_reads;
+    spdlog::warn("analytics: test_drop_reads: dropping read call {} of {} (report {})",
+                 st_->dropped_reads, st_->cfg.test_drop_reads, str(task.getReportId()));
+    return caf::delegated<std::string>{}; // no promise is taken: no answer ever goes back
+  }
   auto p = task.getPartition();
   std::vector<partition> run{partition{p.getId(), p.getLo(), p.getHi()}};
   auto more = task.getMore();
@@ -121,7 +128,7 @@ caf::result<std::string> service::read(rp::ReadTask::Reader task) {
     rep = std::make_shared<node_report>();
     rep->plan = std::make_shared<report_plan>(std::move(*plan));
     auto ms = std::max<uint32_t>(task.getDeadlineMs(), 1000);
-    rep->expires = steady::now() + std::chrono::milliseconds{ms} + std::chrono::seconds{60};
+    rep->expires = steady::now() + std::chrono::milliseconds{ms} + partial_grace;
   }
   // Partitions read here already need nothing; those another request queued or reads
   // now are waited for, never read twice; the rest make this request's job.

@@ -83,6 +83,7 @@ struct service_state {
   std::map<std::string, report_entry> reports;
   std::deque<std::string> admission;           ///< queued report ids, oldest first
   service_metrics metrics;
+  size_t dropped_reads = 0;                    ///< by analytics.test_drop_reads
   std::mt19937_64 rng{std::random_device{}()};
 };
 

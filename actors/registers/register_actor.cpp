@@ -18,7 +18,7 @@ using string_map = std::map<std::string, std::string>;
 namespace {
 
 constexpr const char* store_path = "system/store";
-constexpr auto store_timeout = std::chrono::seconds{10};
+constexpr auto store_timeout = std::chrono::seconds{10}; // the local state store
 constexpr size_t max_call_bytes = 1u << 20; // a key and a value
 
 std::string reply_bytes(const std::string& node, error_code code, const std::string& error,

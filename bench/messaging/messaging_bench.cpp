@@ -8,7 +8,7 @@
 //   - latency p50/p99 (us): sequential blocking round trips from a `scoped_actor`; the clock
 //     starts before the request is built and stops when the reply is decoded.
 //   - CPU per message (us/msg): user+sys CPU time of the client and of the server process over
-//     each throughput case, divided by N (the server reports its own via `probe_atom`). It
+//     each throughput case, divided by N (the server reports its own via `cpu_atom`). It
 //     includes CAF's scheduler polling and is steadier than wall-clock figures on a busy box.
 // Contenders carry the same data (seq, sent_nanos, payload of S bytes):
 //   - capnp:  request (wire_atom, std::string) holding `protocols::encode(envelope{bench_echo})`;
@@ -56,6 +56,8 @@ namespace {
 using namespace wharf;
 using protocols::bench_echo;
 using runtime::wire_atom;
+// Asks the server for the CPU time it used so far (microseconds).
+using cpu_atom = caf::atom_constant<caf::atom("cpu")>;
 using clock_type = std::chrono::steady_clock;
 
 enum class contender : uint8_t { capnp, native };
@@ -156,7 +158,7 @@ caf::behavior echo_impl(caf::event_based_actor*) {
     // without a copy; the reply moves it into the response message.
     [](bench_echo& x) { return std::move(x); },
     // Lets the client account the server's CPU time per throughput case.
-    [](runtime::probe_atom) { return process_cpu_us(); },
+    [](cpu_atom) { return process_cpu_us(); },
   };
 }
 
@@ -312,7 +314,7 @@ double measure_throughput(caf::actor_system& sys, const caf::actor& server, cont
 double server_cpu_us(caf::actor_system& sys, const caf::actor& server, std::string& error) {
   caf::scoped_actor self{sys};
   double result = 0;
-  self->request(server, request_timeout, runtime::probe_atom::value)
+  self->request(server, request_timeout, cpu_atom::value)
     .receive([&](double us) { result = us; },
              [&](caf::error& err) { error = "CPU probe failed: " + runtime::describe(err); });
   return result;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include <kj/compat/http.h>
+#include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
 #include "runtime/core/metrics.hpp"
@@ -70,6 +71,38 @@ bool looks_like_http(const kj::byte* p, size_t n) {
   return i > 0 && p[i] == ' ';
 }
 
+// Whether the headers in the first bytes of a request carry a Content-Length that is not a
+// plain number (negative, empty, garbage): such a request cannot be read through, so it is
+// refused before kj's parser would wait for a body of unknown length.
+bool bad_length_header(const kj::byte* p, size_t n) {
+  std::string_view text(reinterpret_cast<const char*>(p), n);
+  constexpr std::string_view name = "content-length:";
+  for (size_t at = text.find('\n'); at != std::string_view::npos; at = text.find('\n', at + 1)) {
+    auto line = text.substr(at + 1);
+    if (line.size() < name.size())
+      return false;
+    bool same = true;
+    for (size_t i = 0; i < name.size() && same; ++i)
+      same = std::tolower(static_cast<unsigned char>(line[i])) == name[i];
+    if (!same)
+      continue;
+    auto end = line.find_first_of("\r\n");
+    if (end == std::string_view::npos)
+      return false; // the value is not all here yet: kj's parser decides
+    auto value = line.substr(name.size(), end - name.size());
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+      value.remove_suffix(1);
+    if (value.empty() || value.size() > 18)
+      return true;
+    for (char c : value)
+      if (c < '0' || c > '9')
+        return true;
+  }
+  return false;
+}
+
 std::string plain_error(unsigned status, std::string_view code, std::string_view msg) {
   auto r = http_response::error(status, code, msg);
   return "HTTP/1.1 " + std::to_string(status) + " " + http_response::reason(status)
@@ -96,12 +129,24 @@ struct body_buffer {
   bool over = false;
 };
 
+// A body that stops arriving for this long is refused (a Content-Length larger than what the
+// client sends, with the connection left open).
+constexpr auto body_idle = 5 * kj::SECONDS;
+
 // Reads the whole body into `b`, stopping (with `over`) once it passes b->max.
-kj::Promise<void> read_body(kj::AsyncInputStream& in, std::shared_ptr<body_buffer> b) {
+kj::Promise<void> read_body(kj::AsyncInputStream& in, kj::Timer& timer,
+                            std::shared_ptr<body_buffer> b) {
   constexpr size_t step = 64 * 1024;
   auto old = b->data.size();
   b->data.resize(old + step);
-  return in.tryRead(b->data.data() + old, 1, step).then([&in, b, old](size_t n) -> kj::Promise<void> {
+  auto stalled = timer.afterDelay(body_idle).then([b, old]() -> size_t {
+    kj::throwFatalException(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                                          kj::str("none of the rest arrived within 5 s (", old,
+                                                  " bytes arrived)")));
+  });
+  return in.tryRead(b->data.data() + old, 1, step)
+    .exclusiveJoin(kj::mv(stalled))
+    .then([&in, &timer, b, old](size_t n) -> kj::Promise<void> {
     b->data.resize(old + n);
     if (n == 0)
       return kj::READY_NOW;
@@ -109,13 +154,14 @@ kj::Promise<void> read_body(kj::AsyncInputStream& in, std::shared_ptr<body_buffe
       b->over = true;
       return kj::READY_NOW;
     }
-    return read_body(in, b);
+    return read_body(in, timer, b);
   });
 }
 
 } // namespace
 
 struct http_server::impl final : public kj::HttpService, public kj::HttpServerErrorHandler,
+                                 public kj::HttpServerCallbacks,
                                  public kj::TaskSet::ErrorHandler {
   kj::Timer& timer;
   std::string node;
@@ -125,11 +171,15 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
   http_router router;
   kj::Own<kj::HttpServer> server;
   kj::TaskSet connections{*this};
+  // Set just before a response that must end its connection (a request we could not read
+  // through): kj asks `shouldClose` as it begins the response's headers, on this thread.
+  bool close_next = false;
 
   impl(kj::Timer& t, std::string n, std::shared_ptr<node_metrics> m, size_t max)
     : timer(t), node(std::move(n)), metrics(std::move(m)), max_body(max) {
     kj::HttpServerSettings settings;
     settings.errorHandler = *this;
+    settings.callbacks = *this;
     // A client whose large body we answered early (413) may go on sending: read that much
     // of it, so it sees the answer rather than a reset connection.
     settings.canceledUploadGraceBytes = 4 * max_body;
@@ -149,6 +199,19 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
       r.body = metrics->prometheus(node);
       return r;
     });
+  }
+
+  bool shouldClose() override {
+    auto c = close_next;
+    close_next = false;
+    return c;
+  }
+
+  // An answer after which the connection closes (kj still reads what is left of the body,
+  // up to canceledUploadGraceBytes, so the client sees the answer rather than a reset).
+  kj::Promise<void> send_and_close(Response& response, const http_response& r) {
+    close_next = true;
+    return send(response, r);
   }
 
   void taskFailed(kj::Exception&& e) override {
@@ -183,19 +246,20 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
     bool has_length = false;
     KJ_IF_MAYBE (cl, headers.get(kj::HttpHeaderId::CONTENT_LENGTH)) {
       if (!parse_length(*cl, length))
-        return send(response, http_response::error(400, "INVALID_ARGUMENT",
+        return send_and_close(response,
+                              http_response::error(400, "INVALID_ARGUMENT",
                                                    "Content-Length is not a number of bytes"));
       has_length = true;
     }
     if (has_length && length > max_body)
-      return send(response, too_large());
+      return send_and_close(response, too_large());
     auto buf = std::make_shared<body_buffer>();
     buf->max = max_body;
     const http_handler* handler = match.handler;
-    return read_body(body, buf).then(
+    return read_body(body, timer, buf).then(
       [this, req, buf, handler, &response]() -> kj::Promise<void> {
         if (buf->over)
-          return send(response, too_large());
+          return send_and_close(response, too_large());
         req->body = std::move(buf->data);
         return kj::evalNow([&] { return (*handler)(*req); })
           .then([this, &response, req](http_response r) { return send(response, r); },
@@ -207,7 +271,7 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
                 });
       },
       [this, &response](kj::Exception&& e) {
-        return send(response, http_response::error(
+        return send_and_close(response, http_response::error(
                                 400, "INVALID_ARGUMENT",
                                 std::string("the request body ended early: ")
                                   + e.getDescription().cStr()));
@@ -259,9 +323,11 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
       .then([this, s = kj::mv(s), buf = kj::mv(buf)](size_t n) mutable -> kj::Promise<void> {
         if (n == 0)
           return kj::READY_NOW;
-        if (!looks_like_http(buf.begin(), n)) {
+        bool http = looks_like_http(buf.begin(), n);
+        if (!http || bad_length_header(buf.begin(), n)) {
           auto text = kj::heapString(plain_error(400, "INVALID_ARGUMENT",
-                                                 "not an HTTP request"));
+                                                 http ? "Content-Length is not a number of bytes"
+                                                      : "not an HTTP request"));
           auto& out = *s;
           auto p = out.write(text.begin(), text.size());
           return p.then([&out] { out.shutdownWrite(); }).attach(kj::mv(s), kj::mv(text));

@@ -191,6 +191,11 @@ bool tcp_client::send(const std::string& bytes) {
   return true;
 }
 
+void tcp_client::shutdown_write() {
+  if (fd_ >= 0)
+    ::shutdown(fd_, SHUT_WR);
+}
+
 std::string tcp_client::read_until(const std::string& text, std::chrono::milliseconds limit) {
   auto deadline = std::chrono::steady_clock::now() + limit;
   char buf[4096];

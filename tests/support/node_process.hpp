@@ -25,6 +25,8 @@ public:
   tcp_client& operator=(const tcp_client&) = delete;
   bool connected() const noexcept { return fd_ >= 0; }
   bool send(const std::string& bytes);
+  /// Ends what this side sends (the peer reads end-of-stream); reading goes on.
+  void shutdown_write();
   /// Reads until what arrived contains `text`, the peer closes or `limit` passes; returns
   /// everything read so far (on this call and earlier unconsumed reads).
   std::string read_until(const std::string& text,

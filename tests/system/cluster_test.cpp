@@ -340,6 +340,44 @@ BOOST_AUTO_TEST_CASE(garbage_on_every_port_leaves_the_node_serving) {
   BOOST_TEST(r->error.empty());
 }
 
+BOOST_AUTO_TEST_CASE(bad_http_gets_a_json_error_and_the_node_keeps_serving) {
+  form(1);
+  auto port = node(1).port().http;
+  std::string body;
+  BOOST_TEST(test::http_request(port, "POST", "/v1/nothing", "{}", &body) == 404, body);
+  BOOST_TEST(body.find("\"error_code\":\"NOT_FOUND\"") != std::string::npos, body);
+  BOOST_TEST(test::http_request(port, "POST", "/metrics", "{}", &body) == 405, body);
+  BOOST_TEST(body.find("\"error_code\":\"INVALID_ARGUMENT\"") != std::string::npos, body);
+  // Each answer ends with the JSON body's "}\n"; then the node closes the connection.
+  auto exchange = [&](const std::string& request, bool end_sending) {
+    test::tcp_client c{port};
+    BOOST_REQUIRE(c.connected());
+    c.send(request);
+    if (end_sending)
+      c.shutdown_write();
+    auto got = c.read_until("}\n");
+    c.read_until("(only the close)");
+    BOOST_TEST(c.closed(), "the connection stayed open after: " << got);
+    return got;
+  };
+  auto got = exchange("hello there\r\n", false);
+  BOOST_TEST(got.rfind("HTTP/1.1 400 ", 0) == 0, got);
+  BOOST_TEST(got.find("not an HTTP request") != std::string::npos, got);
+  got = exchange("POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", false);
+  BOOST_TEST(got.rfind("HTTP/1.1 400 ", 0) == 0, got);
+  BOOST_TEST(got.find("Content-Length is not a number of bytes") != std::string::npos, got);
+  got = exchange("POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}", true);
+  BOOST_TEST(got.rfind("HTTP/1.1 400 ", 0) == 0, got);
+  BOOST_TEST(got.find("the request body ended early") != std::string::npos, got);
+  std::string big(2u << 20, 'x');
+  got = exchange("POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                   + std::to_string(big.size()) + "\r\n\r\n" + big,
+                 false);
+  BOOST_TEST(got.rfind("HTTP/1.1 413 ", 0) == 0, got);
+  BOOST_TEST(got.find("request body over 1048576 bytes") != std::string::npos, got);
+  BOOST_TEST(test::http_get(port, "/health") == 200);
+}
+
 BOOST_AUTO_TEST_CASE(a_malformed_envelope_gets_an_error_reply_and_is_counted) {
   form(1);
   caf::actor_system_config cfg;
