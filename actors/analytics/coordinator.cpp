@@ -23,6 +23,7 @@
 #include "actors/analytics/sorted_partial.hpp"
 #include "protocols/analytics.capnp.h"
 #include "protocols/capnp_io.hpp"
+#include "runtime/core/logging.hpp"
 #include "runtime/core/types.hpp"
 #include "runtime/pg/pg_connection.hpp"
 
@@ -72,6 +73,8 @@ public:
     : self_(self), a_(std::move(args)), started_(steady::now()) {}
 
   void start() {
+    // A detached actor: this thread logs for this report only.
+    runtime::log_context::set_for_thread("services/analytics/" + a_.id, a_.trace);
     info_.id = a_.id;
     info_.trace = a_.trace;
     info_.node = a_.node;

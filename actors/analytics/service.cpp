@@ -18,6 +18,7 @@
 #include "actors/analytics/service_state.hpp"
 #include "protocols/analytics.capnp.h"
 #include "protocols/capnp_io.hpp"
+#include "runtime/core/logging.hpp"
 #include "runtime/core/metrics.hpp"
 #include "runtime/core/types.hpp"
 #include "runtime/pg/pg_connection.hpp"
@@ -326,19 +327,32 @@ caf::behavior service_impl(caf::event_based_actor* self, child_context ctx, std:
                    out += (out.empty() ? "" : ", ") + n;
                  return out;
                }());
+  // Every line a handler logs names this actor (JSON logs).
+  auto path = std::make_shared<const std::string>(ctx.path);
   return {
-    [s](call_atom, const std::string& payload) { return s->on_worker_call(payload); },
-    [s](api_atom, const std::string& bytes, std::shared_ptr<feed>& progress) {
+    [s, path](call_atom, const std::string& payload) {
+      log_context lc{*path, 0};
+      return s->on_worker_call(payload);
+    },
+    [s, path](api_atom, const std::string& bytes, std::shared_ptr<feed>& progress) {
+      log_context lc{*path, 0};
       return s->on_api(bytes, std::move(progress));
     },
     [s](progress_atom, const std::string& id, uint32_t done, uint32_t total, uint64_t rows) {
       s->on_progress(id, done, total, rows);
     },
-    [s](finished_atom, const std::string& id, std::string& response) {
+    [s, path](finished_atom, const std::string& id, std::string& response) {
+      log_context lc{*path, 0};
       s->on_finished(id, std::move(response));
     },
-    [s](admit_atom, const std::string& id) { s->on_admit_timeout(id); },
-    [s](tick_atom) { s->on_tick(); },
+    [s, path](admit_atom, const std::string& id) {
+      log_context lc{*path, 0};
+      s->on_admit_timeout(id);
+    },
+    [s, path](tick_atom) {
+      log_context lc{*path, 0};
+      s->on_tick();
+    },
     [self](probe_atom) -> uint64_t { return self->mailbox().size(); },
   };
 }

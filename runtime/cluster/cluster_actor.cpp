@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "protocols/codec.hpp"
+#include "runtime/core/logging.hpp"
 #include "runtime/core/metrics.hpp"
 #include "runtime/core/types.hpp"
 
@@ -800,9 +801,17 @@ caf::behavior cluster_impl(caf::event_based_actor* self, child_context ctx, clus
   // Trap exits so a graceful stop can tell the others before going.
   self->set_exit_handler([c](caf::exit_msg& em) { c->leave(em.reason); });
   c->start();
+  // Every line a handler logs names this actor (JSON logs).
+  auto path = std::make_shared<const std::string>(st->ctx.path);
   return {
-    [c](wire_atom, const std::string& bytes) { return c->on_wire(bytes, false); },
-    [c](cast_atom, const std::string& bytes) { (void) c->on_wire(bytes, true); },
+    [c, path](wire_atom, const std::string& bytes) {
+      log_context lc{*path, 0};
+      return c->on_wire(bytes, false);
+    },
+    [c, path](cast_atom, const std::string& bytes) {
+      log_context lc{*path, 0};
+      (void) c->on_wire(bytes, true);
+    },
     [c, self](admin_atom, admin_request& req) -> caf::result<admin_reply> {
       auto rp = self->make_response_promise<admin_reply>();
       c->admin(std::move(req), [rp](admin_reply r) mutable { rp.deliver(std::move(r)); });
@@ -811,7 +820,10 @@ caf::behavior cluster_impl(caf::event_based_actor* self, child_context ctx, clus
     [c](call_atom, std::string& node, std::string& service, std::string& payload) {
       return c->service(std::move(node), std::move(service), std::move(payload));
     },
-    [c](tick_atom) { c->on_tick(); },
+    [c, path](tick_atom) {
+      log_context lc{*path, 0};
+      c->on_tick();
+    },
     [c](caf::publish_atom) { c->publish(); },
     [self](probe_atom) -> uint64_t { return self->mailbox().size(); },
   };

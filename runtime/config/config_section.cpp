@@ -189,20 +189,28 @@ config_section& config_section::port(std::string_view key, uint16_t& out,
   return *this;
 }
 
+namespace {
+
+// A duration as an integer count of its unit.
+template <class Duration>
+config_section& duration(config_section& s, std::string_view key, Duration& out, int64_t lo,
+                         int64_t hi, std::string_view help) {
+  int64_t v = out.count();
+  s.integer(key, v, lo, hi, help);
+  out = Duration{v};
+  return s;
+}
+
+} // namespace
+
 config_section& config_section::millis(std::string_view key, std::chrono::milliseconds& out,
                                        int64_t lo, int64_t hi, std::string_view help) {
-  int64_t v = out.count();
-  integer(key, v, lo, hi, help);
-  out = std::chrono::milliseconds{v};
-  return *this;
+  return duration(*this, key, out, lo, hi, help);
 }
 
 config_section& config_section::seconds(std::string_view key, std::chrono::seconds& out,
                                         int64_t lo, int64_t hi, std::string_view help) {
-  int64_t v = out.count();
-  integer(key, v, lo, hi, help);
-  out = std::chrono::seconds{v};
-  return *this;
+  return duration(*this, key, out, lo, hi, help);
 }
 
 config_section& config_section::flag(std::string_view key, bool& out, std::string_view help) {

@@ -9,7 +9,6 @@
 #include "runtime/module/service_module.hpp"
 #include "runtime/rpc/admin_client.hpp"
 #include "runtime/rpc/rpc_client.hpp"
-#include "protocols/capnp_convert.hpp"
 
 namespace wharf::runtime {
 
@@ -115,41 +114,7 @@ std::string render_stats(const admin_reply& r) {
 // Runs an operator command through `Admin` and renders a successful reply with `render`.
 console_result admin(rpc_client& client, admin_request req,
                      const std::function<std::string(const admin_reply&)>& render) {
-  auto reply = client.call<admin_reply>([&req](api::Node::Client node) {
-    auto a = node.adminRequest().send().getAdmin();
-    auto node_text = kj::StringPtr(req.node.c_str(), req.node.size());
-    auto done = [](auto resp) { return protocols::read_admin_reply(resp.getReply()); };
-    switch (req.command) {
-      case admin_command::members: {
-        auto r = a.membersRequest();
-        r.setNode(node_text);
-        return r.send().then(done);
-      }
-      case admin_command::tree: {
-        auto r = a.treeRequest();
-        r.setNode(node_text);
-        return r.send().then(done);
-      }
-      case admin_command::actors: {
-        auto r = a.actorsRequest();
-        r.setNode(node_text);
-        return r.send().then(done);
-      }
-      case admin_command::stats: {
-        auto r = a.statsRequest();
-        r.setNode(node_text);
-        return r.send().then(done);
-      }
-      case admin_command::kill: {
-        auto r = a.killRequest();
-        r.setNode(node_text);
-        r.setPath(kj::StringPtr(req.path.c_str(), req.path.size()));
-        return r.send().then(done);
-      }
-      default: break;
-    }
-    return kj::Promise<admin_reply>(protocols::make_admin_error("INVALID_ARGUMENT", "unknown"));
-  });
+  auto reply = call_admin(client, req);
   if (!reply)
     return console_result::failure("", describe(reply.error()));
   if (!reply->error.empty())
@@ -309,11 +274,7 @@ std::vector<std::string> console::complete(const std::string& line) {
     auto names = arg_names(c->usage);
     if (index - 1 < names.size() && names[index - 1] == "NODE") {
       if (members_.empty()) {
-        auto r = client_.call<admin_reply>([](api::Node::Client node) {
-          auto req = node.adminRequest().send().getAdmin().membersRequest();
-          return req.send().then(
-            [](auto resp) { return protocols::read_admin_reply(resp.getReply()); });
-        });
+        auto r = call_admin(client_, admin_request{});
         if (r)
           for (auto& m : r->members)
             members_.push_back(m.name);

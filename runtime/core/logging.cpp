@@ -99,6 +99,13 @@ log_context::log_context(const std::string& actor, uint64_t trace) noexcept
   current_trace = trace;
 }
 
+void log_context::set_for_thread(std::string actor, uint64_t trace) {
+  thread_local std::string owned;
+  owned = std::move(actor);
+  current_actor = &owned;
+  current_trace = trace;
+}
+
 log_context::~log_context() {
   current_actor = prev_actor_;
   current_trace = prev_trace_;

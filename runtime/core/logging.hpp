@@ -21,7 +21,12 @@ void setup_logging(const std::string& node_name, const std::string& level,
 /// one thread from start to end). Scopes nest; the inner one wins until it ends.
 class log_context {
 public:
+  /// `actor` must outlive this object.
   log_context(const std::string& actor, uint64_t trace) noexcept;
+
+  /// For a detached actor (a thread of its own for its whole life): names it and its trace
+  /// for every line the calling thread logs from now on.
+  static void set_for_thread(std::string actor, uint64_t trace);
   ~log_context();
   log_context(const log_context&) = delete;
   log_context& operator=(const log_context&) = delete;

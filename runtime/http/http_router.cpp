@@ -1,6 +1,7 @@
 #include "runtime/http/http_router.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <set>
 
@@ -48,33 +49,34 @@ std::string json_escape(std::string_view s) {
   return out;
 }
 
-std::string http_request::query_value(std::string_view key) const {
+namespace {
+
+// The first "key[=value]" of `query` named `key`.
+std::optional<std::string_view> query_pair(std::string_view query, std::string_view key) {
   size_t at = 0;
   while (at <= query.size()) {
     auto amp = query.find('&', at);
-    if (amp == std::string::npos)
+    if (amp == std::string_view::npos)
       amp = query.size();
-    std::string_view kv{query.data() + at, amp - at};
-    auto eq = kv.find('=');
-    if (kv.substr(0, eq) == key)
-      return eq == std::string_view::npos ? std::string{} : std::string(kv.substr(eq + 1));
+    auto kv = query.substr(at, amp - at);
+    if (kv.substr(0, kv.find('=')) == key)
+      return kv;
     at = amp + 1;
   }
-  return {};
+  return std::nullopt;
+}
+
+} // namespace
+
+std::string http_request::query_value(std::string_view key) const {
+  auto kv = query_pair(query, key);
+  if (!kv || kv->find('=') == std::string_view::npos)
+    return {};
+  return std::string(kv->substr(kv->find('=') + 1));
 }
 
 bool http_request::has_query(std::string_view key) const {
-  size_t at = 0;
-  while (at <= query.size()) {
-    auto amp = query.find('&', at);
-    if (amp == std::string::npos)
-      amp = query.size();
-    std::string_view kv{query.data() + at, amp - at};
-    if (kv.substr(0, kv.find('=')) == key)
-      return true;
-    at = amp + 1;
-  }
-  return false;
+  return query_pair(query, key).has_value();
 }
 
 http_response http_response::json(unsigned status, std::string json_text) {

@@ -182,7 +182,7 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
     settings.callbacks = *this;
     // A client whose large body we answered early (413) may go on sending: read that much
     // of it, so it sees the answer rather than a reset connection.
-    settings.canceledUploadGraceBytes = 4 * max_body;
+    settings.canceledUploadGraceBytes = std::min<size_t>(4 * max_body, size_t{64} << 20);
     settings.canceledUploadGracePeriod = 2 * kj::SECONDS;
     server = kj::heap<kj::HttpServer>(timer, table, *this, settings);
     router.add("GET", "/health", [this](http_request&) -> kj::Promise<http_response> {

@@ -60,9 +60,13 @@ const std::string& admin_client::target() const noexcept {
   return impl_->rpc.target();
 }
 
-caf::expected<admin_reply> admin_client::call(const protocols::admin_request& req) {
-  return impl_->rpc.call<admin_reply>(
+caf::expected<admin_reply> call_admin(rpc_client& client, const protocols::admin_request& req) {
+  return client.call<admin_reply>(
     [&req](api::Node::Client node) { return issue(kj::mv(node), req); });
+}
+
+caf::expected<admin_reply> admin_client::call(const protocols::admin_request& req) {
+  return call_admin(impl_->rpc, req);
 }
 
 } // namespace wharf::runtime

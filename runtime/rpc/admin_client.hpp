@@ -14,6 +14,12 @@
 
 namespace wharf::runtime {
 
+class rpc_client;
+
+/// Runs one operator command over `client` (`Node.admin()`); errors as `admin_client::call`.
+[[nodiscard]] caf::expected<protocols::admin_reply> call_admin(rpc_client& client,
+                                                               const protocols::admin_request& req);
+
 class admin_client {
 public:
   /// Connects lazily: an unreachable node shows up as `runtime_errc::unreachable` on `call`.

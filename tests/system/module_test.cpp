@@ -5,6 +5,9 @@
 // works through the boundary alone, on a real node process over loopback.
 #include <csignal>
 #include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include <boost/test/unit_test.hpp>
 
@@ -36,10 +39,12 @@ struct echo_fixture {
     return path;
   }
 
-  void start(const std::string& roles = "echo") {
+  void start(const std::string& roles = "echo", const std::vector<std::string>& flags = {}) {
     node = std::make_unique<node_process>("n1", dir.str() + "/data", dir.str(), 0);
     node->binary(WHARF_ECHO_NODE_BIN);
-    node->start({"--config", write_config(), "--roles", roles});
+    std::vector<std::string> args{"--config", write_config(), "--roles", roles};
+    args.insert(args.end(), flags.begin(), flags.end());
+    node->start(args);
     BOOST_REQUIRE_MESSAGE(eventually([&] { return test::http_get(node->port().http, "/health") == 200; }),
                           "phase: starting the echo node\n" << node->log_tail());
   }
@@ -124,11 +129,11 @@ BOOST_AUTO_TEST_CASE(the_capability_routes_listener_console_and_metrics_plug_in)
 }
 
 BOOST_AUTO_TEST_CASE(its_state_lives_in_its_column_family_across_a_restart) {
-  start();
+  start("echo", {"--log-format", "json"});
   BOOST_REQUIRE(say("keep me"));
   node->signal(SIGTERM);
   BOOST_REQUIRE_EQUAL(node->wait(), 0);
-  node->start({"--config", write_config(), "--roles", "echo"});
+  node->start({"--config", write_config(), "--roles", "echo", "--log-format", "json"});
   BOOST_REQUIRE(eventually([&] { return test::http_get(node->port().http, "/health") == 200; }));
   runtime::rpc_client client{"127.0.0.1", node->port().rpc, 10s};
   auto last = client.call<std::string>([](api::Node::Client n) {
@@ -139,6 +144,19 @@ BOOST_AUTO_TEST_CASE(its_state_lives_in_its_column_family_across_a_restart) {
   });
   BOOST_REQUIRE_MESSAGE(last, test::why(last));
   BOOST_TEST(*last == "keep me");
+  // --log-format json: every line one JSON object with the node's fields.
+  std::istringstream lines{node->log()};
+  std::string line;
+  size_t n = 0;
+  while (std::getline(lines, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    BOOST_REQUIRE_MESSAGE(j.is_object(), "not a JSON object: " << line);
+    BOOST_TEST(j.value("node", "") == "n1", line);
+    for (auto key : {"ts", "level", "actor", "trace", "msg"})
+      BOOST_TEST(j.contains(key), key << " missing in " << line);
+    ++n;
+  }
+  BOOST_TEST(n > 4u);
 }
 
 BOOST_AUTO_TEST_CASE(a_node_without_the_role_does_not_run_its_child) {
