@@ -263,14 +263,14 @@ public:
     return capnp::Capability::Client(kj::heap<analytics_server>(ctx_));
   }
 
-  void add_routes(http_router& router) override {
-    router.add("POST", "/v1/reports", [this](http_request& req) -> kj::Promise<http_response> {
+  void add_routes(route_table& routes) override {
+    routes.add("POST", "/v1/reports", [this](http_request& req) -> kj::Promise<http_response> {
       auto call = api_call_from_json(req.body);
       if (!call)
         return http_response::error(400, "INVALID_ARGUMENT", message_of(call.error()));
       return client_.report_call(std::move(*call), nullptr).then([](std::string bytes) { return report_answer(bytes); });
     });
-    router.add("GET", "/v1/reports", [this](http_request&) {
+    routes.add("GET", "/v1/reports", [this](http_request&) {
       return client_.list("").then([](std::string bytes) {
         return with_message<rp::ReportList>(bytes, [](rp::ReportList::Reader l) {
           auto code = protocols::parse_error_code(l.getErrorCode().cStr());
@@ -279,13 +279,13 @@ public:
         });
       });
     });
-    router.add("GET", "/v1/reports/{}", [this](http_request& req) {
+    routes.add("GET", "/v1/reports/{}", [this](http_request& req) {
       return client_.report_call(id_call(req.params[0], false), nullptr).then([](std::string bytes) { return report_answer(bytes); });
     });
-    router.add("DELETE", "/v1/reports/{}", [this](http_request& req) {
+    routes.add("DELETE", "/v1/reports/{}", [this](http_request& req) {
       return client_.report_call(id_call(req.params[0], true), nullptr).then([](std::string bytes) { return report_answer(bytes); });
     });
-    router.add("GET", "/v1/reports/{}/rows", [this](http_request& req) -> kj::Promise<http_response> {
+    routes.add("GET", "/v1/reports/{}/rows", [this](http_request& req) -> kj::Promise<http_response> {
       uint64_t at[2] = {0, 0};
       const char* keys[2] = {"offset", "limit"};
       for (int k = 0; k < 2; ++k) {

@@ -168,7 +168,7 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
   std::shared_ptr<node_metrics> metrics;
   size_t max_body;
   kj::HttpHeaderTable table;
-  http_router router;
+  route_table routes;
   kj::Own<kj::HttpServer> server;
   kj::TaskSet connections{*this};
   // Set just before a response that must end its connection (a request we could not read
@@ -185,7 +185,7 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
     settings.canceledUploadGraceBytes = std::min<size_t>(4 * max_body, size_t{64} << 20);
     settings.canceledUploadGracePeriod = 2 * kj::SECONDS;
     server = kj::heap<kj::HttpServer>(timer, table, *this, settings);
-    router.add("GET", "/health", [this](http_request&) -> kj::Promise<http_response> {
+    routes.add("GET", "/health", [this](http_request&) -> kj::Promise<http_response> {
       bool ok = metrics->serving.load();
       auto r = http_response::json(ok ? 200 : 503, std::string("{\"status\":\"")
                                                      + (ok ? "serving" : "unavailable")
@@ -193,7 +193,7 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
                                                      + "\"}");
       return r;
     });
-    router.add("GET", "/metrics", [this](http_request&) -> kj::Promise<http_response> {
+    routes.add("GET", "/metrics", [this](http_request&) -> kj::Promise<http_response> {
       http_response r;
       r.content_type = "text/plain; version=0.0.4";
       r.body = metrics->prometheus(node);
@@ -239,7 +239,7 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
     req->path = u.substr(0, q);
     if (q != std::string::npos)
       req->query = u.substr(q + 1);
-    auto match = router.find(*req);
+    auto match = routes.find(*req);
     if (!match.handler)
       return send(response, match.error);
     uint64_t length = 0;
@@ -344,8 +344,8 @@ http_server::http_server(kj::Timer& timer, std::string node_name,
 
 http_server::~http_server() = default;
 
-http_router& http_server::router() noexcept {
-  return impl_->router;
+route_table& http_server::routes() noexcept {
+  return impl_->routes;
 }
 
 kj::Promise<void> http_server::listen(kj::ConnectionReceiver& receiver) {

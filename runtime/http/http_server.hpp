@@ -1,6 +1,6 @@
 #pragma once
 /// The node's HTTP server on the KJ loop: `GET /health` and `GET /metrics` of its own, and
-/// the routes the modules added to `router`. Checks every request before a handler sees it:
+/// the routes the modules added to `routes()`. Checks every request before a handler sees it:
 /// a connection whose first bytes are not an HTTP request line gets 400 and is closed at once
 /// (not held until a header timeout); a Content-Length that does not parse gets 400; a body
 /// over `max_body` gets 413 naming the limit (without reading it); a body that ends before
@@ -13,7 +13,7 @@
 
 #include <kj/async-io.h>
 
-#include "runtime/http/http_router.hpp"
+#include "runtime/http/route_table.hpp"
 
 namespace wharf::runtime {
 
@@ -29,7 +29,7 @@ public:
   http_server& operator=(const http_server&) = delete;
 
   /// Routes; add before `listen`.
-  http_router& router() noexcept;
+  route_table& routes() noexcept;
 
   /// Serves connections from `receiver` until the promise is cancelled.
   kj::Promise<void> listen(kj::ConnectionReceiver& receiver);

@@ -45,7 +45,7 @@ kj::Maybe<capnp::Capability::Client> module_front::capability() {
   return nullptr;
 }
 
-void module_front::add_routes(http_router&) {
+void module_front::add_routes(route_table&) {
   // no routes
 }
 

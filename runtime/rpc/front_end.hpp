@@ -17,7 +17,7 @@
 #include <capnp/capability.h>
 #include <kj/async-io.h>
 
-#include "runtime/http/http_router.hpp"
+#include "runtime/http/route_table.hpp"
 #include "runtime/rpc/bridge.hpp"
 
 namespace wharf::runtime {
@@ -64,7 +64,7 @@ public:
   virtual kj::Maybe<capnp::Capability::Client> capability();
 
   /// Adds the module's HTTP routes.
-  virtual void add_routes(http_router& router);
+  virtual void add_routes(route_table& routes);
 
   /// The listeners the module needs.
   virtual std::vector<listener_spec> listeners();

@@ -88,7 +88,7 @@ struct rpc_host::impl {
                         node_has_accessor(m->name()) ? std::string(m->name()) + "()"
                                                      : "service(\"" + std::string(m->name()) + "\")");
         }
-        front->add_routes(http.router());
+        front->add_routes(http.routes());
         for (auto& spec : front->listeners()) {
           auto name = spec.name;
           if (auto err = extra.add(opts.node.host, std::move(spec), io.waitScope)) {

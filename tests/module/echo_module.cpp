@@ -151,7 +151,7 @@ public:
     return capnp::Capability::Client(kj::heap<echo_server>(ctx_.bridge));
   }
 
-  void add_routes(http_router& router) override {
+  void add_routes(route_table& routes) override {
     auto answer = [this](std::string text) {
       return say(ctx_.bridge, std::move(text)).then([](caf::expected<std::string> r) {
         if (!r)
@@ -159,13 +159,13 @@ public:
         return http_response::json(200, json_reply(*r));
       });
     };
-    router.add("GET", "/v1/echo", [answer](http_request& req) {
+    routes.add("GET", "/v1/echo", [answer](http_request& req) {
       if (!req.has_query("text"))
         return kj::Promise<http_response>(
           http_response::error(400, "INVALID_ARGUMENT", "text is required (?text=...)"));
       return answer(req.query_value("text"));
     });
-    router.add("POST", "/v1/echo", [answer](http_request& req) { return answer(req.body); });
+    routes.add("POST", "/v1/echo", [answer](http_request& req) { return answer(req.body); });
   }
 
   std::vector<listener_spec> listeners() override {

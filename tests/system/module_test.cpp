@@ -81,7 +81,7 @@ BOOST_AUTO_TEST_CASE(the_capability_routes_listener_console_and_metrics_plug_in)
   auto r = say("there");
   BOOST_REQUIRE_MESSAGE(r, "phase: Echo.say over RPC: " << test::why(r) << "\n" << node->log_tail());
   BOOST_TEST(*r == "hi there");
-  // HTTP routes, with 404 and 405 from the router.
+  // HTTP routes, with 404 and 405 from the route table.
   std::string body;
   BOOST_TEST(test::http_get(node->port().http, "/v1/echo?text=a", &body) == 200, body);
   BOOST_TEST(body == "{\"reply\":\"hi a\"}\n");

@@ -1,5 +1,5 @@
 #pragma once
-/// HTTP routing for the node's HTTP port: modules add routes (method + path pattern), the
+/// The route table of the node's HTTP port: modules add routes (method + path pattern), the
 /// node answers everything else. A path no route matches is 404; a path that matches with
 /// another method is 405 with `Allow`; every error body is JSON with `error_code` and
 /// `error_message`. Handlers run on the KJ loop thread and must not block it.
@@ -46,7 +46,7 @@ struct http_response {
 
 using http_handler = std::function<kj::Promise<http_response>(http_request&)>;
 
-class http_router {
+class route_table {
 public:
   /// Adds a route. `pattern` is a path whose `{}` segments match any one non-empty segment
   /// ("/v1/items/{}/rows"). A later route for the same method and pattern replaces it.

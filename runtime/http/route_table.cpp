@@ -1,4 +1,4 @@
-#include "runtime/http/http_router.hpp"
+#include "runtime/http/route_table.hpp"
 
 #include <algorithm>
 #include <optional>
@@ -115,7 +115,7 @@ const char* http_response::reason(unsigned status) noexcept {
   }
 }
 
-void http_router::add(std::string method, std::string pattern, http_handler handler) {
+void route_table::add(std::string method, std::string pattern, http_handler handler) {
   route r{std::move(method), std::move(pattern), {}, std::move(handler)};
   r.segments = split_path(r.pattern);
   for (auto& x : routes_)
@@ -126,7 +126,7 @@ void http_router::add(std::string method, std::string pattern, http_handler hand
   routes_.push_back(std::move(r));
 }
 
-bool http_router::matches(const route& r, const std::vector<std::string>& segs,
+bool route_table::matches(const route& r, const std::vector<std::string>& segs,
                           std::vector<std::string>* params) {
   if (r.segments.size() != segs.size())
     return false;
@@ -142,7 +142,7 @@ bool http_router::matches(const route& r, const std::vector<std::string>& segs,
   return true;
 }
 
-http_router::match http_router::find(http_request& req) const {
+route_table::match route_table::find(http_request& req) const {
   auto segs = split_path(req.path);
   auto method = req.method == "HEAD" ? std::string("GET") : req.method;
   std::set<std::string> allowed;
@@ -178,7 +178,7 @@ http_router::match http_router::find(http_request& req) const {
   return m;
 }
 
-std::vector<std::string> http_router::paths() const {
+std::vector<std::string> route_table::paths() const {
   std::vector<std::string> out;
   for (auto& r : routes_)
     if (std::find(out.begin(), out.end(), r.pattern) == out.end())

@@ -1,4 +1,4 @@
-#include "runtime/http/http_router.hpp"
+#include "runtime/http/route_table.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -6,8 +6,8 @@ using namespace wharf::runtime;
 
 namespace {
 
-http_router make_router(std::vector<std::string>* hits) {
-  http_router r;
+route_table make_router(std::vector<std::string>* hits) {
+  route_table r;
   auto handler = [hits](std::string name) {
     return [hits, name](http_request& req) -> kj::Promise<http_response> {
       std::string p;
@@ -34,7 +34,7 @@ http_request req(std::string method, std::string path, std::string query = "") {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(http_router_suite)
+BOOST_AUTO_TEST_SUITE(route_table_suite)
 
 BOOST_AUTO_TEST_CASE(a_route_matches_its_method_and_fills_its_parameters) {
   std::vector<std::string> hits;
