@@ -39,6 +39,9 @@ constexpr std::chrono::seconds store_timeout{10};
 /// How long a node keeps a report's partial past the report's deadline when its coordinator
 /// never releases it (the coordinator's node died).
 constexpr std::chrono::seconds partial_grace{60};
+/// How long a call forwarded to the node that coordinates a report (status, cancel, fetch)
+/// may take before the caller gets TIMEOUT (a lost message must not hang it).
+constexpr std::chrono::seconds forward_timeout{30};
 /// How often the service looks for expired reports, results and partials.
 constexpr std::chrono::seconds tick_every{10};
 

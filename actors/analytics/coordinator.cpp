@@ -680,8 +680,13 @@ public:
   }
 
   void on_deadline() {
-    fail(runtime::make_error(protocols::error_code::timeout, "the report did not finish within "
-                                            + std::to_string(a_.deadline.count()) + " ms"));
+    auto asked = a_.deadline + a_.queued;
+    fail(runtime::make_error(protocols::error_code::timeout,
+                             "the report did not finish within " + std::to_string(asked.count())
+                               + " ms" + (a_.queued.count() > 0
+                                            ? " (" + std::to_string(a_.queued.count())
+                                                + " ms of it waiting to start)"
+                                            : std::string{})));
   }
 
   void on_cancel() { fail(runtime::make_error(protocols::error_code::cancelled, "cancelled by the caller")); }

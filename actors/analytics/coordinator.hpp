@@ -35,7 +35,8 @@ struct coord_args {
   report_def def;
   report_params params;
   read_mode mode = read_mode::automatic;
-  std::chrono::milliseconds deadline{0};
+  std::chrono::milliseconds deadline{0}; ///< left when it starts (see `queued`)
+  std::chrono::milliseconds queued{0};   ///< spent in the admission queue before it started
   size_t partitions = 0;
   uint64_t trace = 0;
   std::shared_ptr<runtime::pg_pool> pool;

@@ -70,10 +70,15 @@ public:
     return ctx_.bridge
       .request<std::string>(svc, std::chrono::milliseconds{0}, api_atom::value,
                             std::move(api_call), std::move(progress))
-      .then([unavailable](caf::expected<std::string> r) {
-        return r ? std::move(*r) : unavailable("the analytics service is not running here ("
-                                               + describe(r.error()) + ")");
-      });
+      .then(
+        [unavailable](caf::expected<std::string> r) {
+          return r ? std::move(*r) : unavailable("the analytics service is not running here ("
+                                                 + describe(r.error()) + ")");
+        },
+        // The service went away with the call (it restarted, the node stops).
+        [unavailable](kj::Exception&&) {
+          return unavailable("the analytics service stopped before it answered");
+        });
   }
 
   kj::Promise<std::string> report_call(std::string api_call, std::shared_ptr<feed> progress) {
@@ -194,9 +199,12 @@ private:
     }
     return client_.report_call(kj::mv(call), updates)
       .then([c, updates, close_on_reply](std::string bytes) mutable {
-        if (updates && close_on_reply)
-          updates->close();
         with_message<rp::ReportResponse>(bytes, [&](rp::ReportResponse::Reader resp) {
+          // A report that never started (refused) or ended sends no more progress.
+          auto st = resp.getStatus();
+          bool live = st == rp::ReportStatus::PENDING || st == rp::ReportStatus::RUNNING;
+          if (updates && (close_on_reply || !live))
+            updates->close();
           c.getResults().setResponse(resp);
           return 0;
         });

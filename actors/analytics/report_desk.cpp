@@ -92,16 +92,26 @@ caf::result<std::string> service::on_api(const std::string& bytes,
     if (!rd.ok())
       return error_response("", make_error(error_code::invalid_argument, "malformed call"), 0,
                             st_->node);
-    auto promise = self_->make_response_promise<std::string>();
-    api(rd.get<rp::ApiCall>(), bytes, std::move(progress), false,
-        [promise](std::string answer) mutable { promise.deliver(std::move(answer)); });
-    return promise;
+    rd.get<rp::ApiCall>(); // the root is readable
   } catch (const kj::Exception& e) {
     return error_response("",
                           make_error(error_code::invalid_argument,
                                      std::string("malformed call: ") + e.getDescription().cStr()),
                           0, st_->node);
   }
+  // The promise takes the request's sender: from here every answer, errors too, goes
+  // through it (a returned value would be dropped).
+  auto promise = self_->make_response_promise<std::string>();
+  auto reply = [promise](std::string answer) mutable { promise.deliver(std::move(answer)); };
+  try {
+    api(rd.get<rp::ApiCall>(), bytes, std::move(progress), false, reply);
+  } catch (const kj::Exception& e) {
+    reply(error_response("",
+                         make_error(error_code::invalid_argument,
+                                    std::string("malformed call: ") + e.getDescription().cStr()),
+                         0, st_->node));
+  }
+  return promise;
 }
 
 void service::api(rp::ApiCall::Reader call, const std::string& bytes,
@@ -167,7 +177,7 @@ void service::forward(const std::string& node, const std::string& bytes, bool pa
   capnp::MallocMessageBuilder mb;
   auto call = mb.initRoot<rp::WorkerCall>();
   call.setApi(kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
-  self_->request(cluster, caf::infinite, call_atom::value, node, std::string(service_name),
+  self_->request(cluster, forward_timeout, call_atom::value, node, std::string(service_name),
                  message_bytes(mb))
     .then(
       [reply, failed, node](const std::string& answer) {
@@ -274,9 +284,8 @@ void service::start(report_entry& e) {
   auto a = std::move(*e.queued);
   e.queued.reset();
   // The deadline counts from submission: time spent queued is spent.
-  a.deadline = std::chrono::duration_cast<std::chrono::milliseconds>(e.deadline - steady::now());
-  if (a.deadline.count() < 1)
-    a.deadline = std::chrono::milliseconds{1};
+  a.queued = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - e.submitted);
+  a.deadline = std::max(std::chrono::milliseconds{1}, a.deadline - a.queued);
   e.info.status = rp::ReportStatus::RUNNING;
   // Detached: planning queries block, and the final merge is CPU-heavy.
   e.coordinator = self_->spawn<caf::detached>(coordinator_impl, std::move(a));

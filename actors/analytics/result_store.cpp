@@ -58,6 +58,17 @@ std::string page_key(uint64_t page) {
   return buf;
 }
 
+// The pages a stored result's meta entry counts (0 when unreadable).
+uint64_t page_count(const std::string& meta) {
+  try {
+    flat_reader rd{meta};
+    if (rd.ok())
+      return (rd.get<rp::ResultPage>().getTotalRows() + result_page_rows - 1) / result_page_rows;
+  } catch (const kj::Exception&) {
+  }
+  return 0;
+}
+
 } // namespace
 
 result_store::result_store(caf::event_based_actor* self, caf::actor root,
@@ -285,6 +296,7 @@ void result_store::adopt_leftovers() {
           .then(
             [this, store, parent](std::vector<std::string>& paths) {
               adoption_ = adopted;
+              sweep_legacy(store);
               size_t found = 0;
               for (auto& path : paths) {
                 auto id = path.substr(parent.size());
@@ -309,6 +321,33 @@ void result_store::adopt_leftovers() {
       });
 }
 
+void result_store::sweep_legacy(const caf::actor& store) {
+  // Versions before the module boundary stored results in the node's actor state; nothing
+  // reads them now, so they go (without this they would stay on disk for good).
+  auto parent = result_path("");
+  self_->request(store, store_scan_timeout, list_atom::value, parent)
+    .then(
+      [this, store, parent](std::vector<std::string>& paths) {
+        for (auto& path : paths)
+          self_->request(store, store_scan_timeout, restore_atom::value, path, std::string{"meta"})
+            .then(
+              [this, store, path](bool found, std::string& meta) {
+                std::vector<std::string> keys{"meta"};
+                auto pages = found ? page_count(meta) : 0;
+                for (uint64_t p = 0; p < std::max<uint64_t>(pages, 1); ++p)
+                  keys.push_back(page_key(p));
+                self_->send(store, persist_atom::value, path,
+                            std::map<std::string, std::string>{}, std::move(keys));
+              },
+              [](caf::error&) {});
+        if (!paths.empty())
+          spdlog::info("analytics: dropping {} results an older version stored", paths.size());
+      },
+      [](caf::error& err) {
+        spdlog::warn("analytics: cannot list results of an older version: {}", describe(err));
+      });
+}
+
 void result_store::adopt(const caf::actor& store, const std::string& id) {
   self_->request(store, store_scan_timeout, restore_atom::value, results(), result_path(id),
                  std::string{"meta"})
@@ -316,15 +355,7 @@ void result_store::adopt(const caf::actor& store, const std::string& id) {
       [this, id](bool found, std::string& meta) {
         if (ours_(id))
           return;
-        uint64_t pages = 0;
-        if (found) {
-          flat_reader rd{meta};
-          try {
-            if (rd.ok())
-              pages = (rd.get<rp::ResultPage>().getTotalRows() + result_page_rows - 1) / result_page_rows;
-          } catch (const kj::Exception&) {
-          }
-        }
+        uint64_t pages = found ? page_count(meta) : 0;
         if (pages == 0)
           spdlog::warn("analytics: stored result {} has no readable meta; only its meta "
                        "and first page will be dropped", id);

@@ -76,6 +76,7 @@ private:
   void fetch_pages(caf::actor store, std::string ref, uint64_t offset, uint64_t limit,
                    std::string meta, std::function<void(std::string)> reply);
   void adopt(const caf::actor& store, const std::string& id);
+  void sweep_legacy(const caf::actor& store);
 
   caf::event_based_actor* self_;
   caf::actor root_;

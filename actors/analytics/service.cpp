@@ -60,12 +60,18 @@ caf::result<std::string> service::on_worker_call(const std::string& payload) {
           return worker_error(runtime::make_error(protocols::error_code::invalid_argument,
                                                   "malformed forwarded call"));
         auto promise = self_->make_response_promise<std::string>();
-        api(inner.get<rp::ApiCall>(), api_bytes, nullptr, true, [promise](std::string a) mutable {
-          capnp::MallocMessageBuilder mb;
-          mb.initRoot<rp::WorkerReply>().setApi(
-            kj::arrayPtr(reinterpret_cast<const kj::byte*>(a.data()), a.size()));
-          promise.deliver(message_bytes(mb));
-        });
+        try {
+          api(inner.get<rp::ApiCall>(), api_bytes, nullptr, true, [promise](std::string a) mutable {
+            capnp::MallocMessageBuilder mb;
+            mb.initRoot<rp::WorkerReply>().setApi(
+              kj::arrayPtr(reinterpret_cast<const kj::byte*>(a.data()), a.size()));
+            promise.deliver(message_bytes(mb));
+          });
+        } catch (const kj::Exception& e) { // the promise has the sender: answer through it
+          promise.deliver(worker_error(runtime::make_error(
+            protocols::error_code::invalid_argument,
+            std::string("malformed forwarded call: ") + e.getDescription().cStr())));
+        }
         return promise;
       }
       case rp::WorkerCall::READ:

@@ -542,13 +542,19 @@ public:
       });
       return rp;
     }
+    // The promise took the request's sender: every answer from here goes through it (a
+    // returned error would be dropped).
     auto i = st_->peers.find(node);
-    if (i == st_->peers.end())
-      return make_error(runtime_errc::unknown_node, "no member named \"" + node + "\"");
+    if (i == st_->peers.end()) {
+      rp.deliver(make_error(runtime_errc::unknown_node, "no member named \"" + node + "\""));
+      return rp;
+    }
     auto& p = i->second;
-    if (p.info.status != member_status::alive || !p.handle)
-      return make_error(runtime_errc::peer_down,
-                        "node " + node + " is " + to_string(p.info.status));
+    if (p.info.status != member_status::alive || !p.handle) {
+      rp.deliver(make_error(runtime_errc::peer_down,
+                            "node " + node + " is " + to_string(p.info.status)));
+      return rp;
+    }
     auto id = st_->next_call++;
     st_->pending.emplace(id, pending_call{node, [rp](runtime_errc code, const std::string& why) mutable {
                                             rp.deliver(make_error(code, why));

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/core/metrics.hpp"
+#include "runtime/rpc/accept_loop.hpp"
 
 namespace wharf::runtime {
 
@@ -76,6 +77,7 @@ bool looks_like_http(const kj::byte* p, size_t n) {
 // refused before kj's parser would wait for a body of unknown length.
 bool bad_length_header(const kj::byte* p, size_t n) {
   std::string_view text(reinterpret_cast<const char*>(p), n);
+  text = text.substr(0, text.find("\r\n\r\n")); // the headers only, not the body
   constexpr std::string_view name = "content-length:";
   for (size_t at = text.find('\n'); at != std::string_view::npos; at = text.find('\n', at + 1)) {
     auto line = text.substr(at + 1);
@@ -129,6 +131,9 @@ struct body_buffer {
   bool over = false;
 };
 
+// A client must send its request's first bytes within this (kj's header timeout).
+constexpr auto header_timeout = 15 * kj::SECONDS;
+
 // A body that stops arriving for this long is refused (a Content-Length larger than what the
 // client sends, with the connection left open).
 constexpr auto body_idle = 5 * kj::SECONDS;
@@ -171,7 +176,7 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
   route_table routes;
   kj::Own<kj::HttpServer> server;
   kj::TaskSet connections{*this};
-  // Set just before a response that must end its connection (a request we could not read
+  // Set around a response that must end its connection (a request we could not read
   // through): kj asks `shouldClose` as it begins the response's headers, on this thread.
   bool close_next = false;
 
@@ -207,11 +212,14 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
     return c;
   }
 
-  // An answer after which the connection closes (kj still reads what is left of the body,
-  // up to canceledUploadGraceBytes, so the client sees the answer rather than a reset).
+  // An answer with `Connection: close`: kj 0.9.2 then reads what is left of the body (up
+  // to canceledUploadGraceBytes, so the client sees the answer rather than a reset) and ends
+  // the connection once the client ends it, or after its pipeline timeout.
   kj::Promise<void> send_and_close(Response& response, const http_response& r) {
     close_next = true;
-    return send(response, r);
+    auto p = send(response, r); // kj asked shouldClose() while sending the headers
+    close_next = false;         // so the flag never reaches another response
+    return p;
   }
 
   void taskFailed(kj::Exception&& e) override {
@@ -306,10 +314,8 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
   // -- connections --
 
   kj::Promise<void> accept(kj::ConnectionReceiver& receiver) {
-    return receiver.accept().then([this, &receiver](kj::Own<kj::AsyncIoStream> s) {
-      connections.add(serve(kj::mv(s)));
-      return accept(receiver);
-    });
+    return accept_loop(receiver, timer, "http",
+                       [this](kj::Own<kj::AsyncIoStream> s) { connections.add(serve(kj::mv(s))); });
   }
 
   // Reads the first bytes and checks them before kj's parser (which would wait for a blank
@@ -319,7 +325,10 @@ struct http_server::impl final : public kj::HttpService, public kj::HttpServerEr
     auto& stream = *s;
     auto* data = buf.begin();
     auto size = buf.size();
+    // A connection that sends nothing is closed after the header timeout, as kj would.
+    auto silent = timer.afterDelay(header_timeout).then([]() -> size_t { return 0; });
     return stream.tryRead(data, 1, size)
+      .exclusiveJoin(kj::mv(silent))
       .then([this, s = kj::mv(s), buf = kj::mv(buf)](size_t n) mutable -> kj::Promise<void> {
         if (n == 0)
           return kj::READY_NOW;

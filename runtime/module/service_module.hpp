@@ -21,7 +21,7 @@
 /// does nothing, so a module overrides only what it brings. `tests/module/` holds a complete
 /// small example.
 ///
-/// Threads: `configure`, `validate`, `prepare_process`, `add_types`, `column_families` and
+/// Threads: `configure`, `validate`, `prepare_process`, `column_families`, `add_types` and
 /// `children` run on the main thread while the node starts, in that order; `make_front` on
 /// the KJ loop thread; `console_commands` in the `wharf` CLI. One instance per process,
 /// owned by `main`, outliving the node.

@@ -42,6 +42,12 @@ std::string help_footer(const module_list& modules) {
 } // namespace
 
 int node_main(int argc, char** argv, const module_list& modules) {
+  for (size_t i = 0; i < modules.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (std::string(modules[i]->name()) == modules[j]->name()) {
+        std::cerr << "wharf-node: two modules are named \"" << modules[i]->name() << "\"\n";
+        return 2;
+      }
   node_config defaults;
   CLI::App app{"wharf-node: one node of a wharf cluster (actors, state, RPC, HTTP).\n"
                "Settings come from --config FILE (TOML; sections below); flags override the "

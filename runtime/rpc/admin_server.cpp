@@ -39,16 +39,16 @@ public:
     }
     return bridge_.request<admin_reply>(cluster, admin_timeout, admin_atom::value, std::move(req))
       .then([ctx](caf::expected<admin_reply> r) mutable {
-        if (!r) {
-          auto code = wire_code(r.error());
-          if (r.error() == caf::sec::request_timeout)
-            code = error_code::timeout;
-          *r = protocols::make_admin_error(to_string(code),
-                                           code == error_code::timeout
-                                             ? "the node did not answer within 30 s"
-                                             : describe(r.error()));
+        if (r) {
+          protocols::write_admin_reply(ctx.getResults().initReply(), *r);
+          return;
         }
-        protocols::write_admin_reply(ctx.getResults().initReply(), *r);
+        auto code = wire_code(r.error());
+        protocols::write_admin_reply(
+          ctx.getResults().initReply(),
+          protocols::make_admin_error(to_string(code), code == error_code::timeout
+                                                         ? "the node did not answer within 30 s"
+                                                         : describe(r.error())));
       });
   }
 

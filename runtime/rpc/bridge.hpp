@@ -38,7 +38,8 @@ public:
     return sys_.registry().get<caf::actor>(name);
   }
 
-  /// KJ thread (any thread, in fact): sends `xs...` to `target` as a CAF request and resolves
+  /// KJ loop thread only (the promise belongs to the calling thread's event loop): sends
+  /// `xs...` to `target` as a CAF request and resolves
   /// with its reply of type `R`, or the error (`caf::sec::request_timeout` after `timeout`;
   /// 0 = no timeout, the target owns the deadline). A null target resolves at once with
   /// `caf::sec::invalid_argument`.

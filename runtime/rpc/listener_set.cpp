@@ -11,6 +11,7 @@
 
 #include "runtime/core/metrics.hpp"
 #include "runtime/core/types.hpp"
+#include "runtime/rpc/accept_loop.hpp"
 
 namespace wharf::runtime {
 
@@ -76,17 +77,17 @@ struct listener_set::impl final : public kj::TaskSet::ErrorHandler {
   }
 
   kj::Promise<void> accept(entry& e) {
-    return e.receiver->accept().then([this, &e](kj::Own<kj::AsyncIoStream> s) {
-      e.accepted->add();
-      if (e.count >= e.spec.max_connections) {
-        e.refused->add(); // dropping `s` closes it
-        spdlog::warn("listener {}: {} connections open (max_connections); refused one",
-                     e.spec.name, e.count);
-        return accept(e);
-      }
-      connections->add(serve(e, kj::mv(s)));
-      return accept(e);
-    });
+    return accept_loop(*e.receiver, timer, "listener " + e.spec.name,
+                       [this, &e](kj::Own<kj::AsyncIoStream> s) {
+                         e.accepted->add();
+                         if (e.count >= e.spec.max_connections) {
+                           e.refused->add(); // dropping `s` closes it
+                           spdlog::warn("listener {}: {} connections open (max_connections); "
+                                        "refused one", e.spec.name, e.count);
+                           return;
+                         }
+                         connections->add(serve(e, kj::mv(s)));
+                       });
   }
 
   kj::Promise<void> serve(entry& e, kj::Own<kj::AsyncIoStream> s) {
@@ -128,8 +129,9 @@ caf::error listener_set::add(const std::string& host, listener_spec spec,
   auto name = spec.name;
   try {
     auto addr = x.network.parseAddress(host, spec.port).wait(wait_scope);
+    auto receiver = addr->listen(); // an entry only once the port is bound
     auto& e = x.entries.emplace_back();
-    e.receiver = addr->listen();
+    e.receiver = kj::mv(receiver);
     e.port = static_cast<uint16_t>(e.receiver->getPort());
     e.spec = std::move(spec);
     metric_labels labels{{"listener", name}};

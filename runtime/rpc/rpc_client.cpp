@@ -51,7 +51,14 @@ caf::error rpc_client::run(const std::function<kj::Promise<void>(api::Node::Clie
     return make_error(runtime_errc::timeout, impl_->target + " did not answer within "
                                                + std::to_string(impl_->timeout.count()) + " ms");
   } catch (const kj::Exception& e) {
-    impl_->client = nullptr; // reconnect on the next call
+    // The node answered, but not with a result: the call is wrong here, the link is fine.
+    if (e.getType() == kj::Exception::Type::UNIMPLEMENTED)
+      return make_error(protocols::error_code::unimplemented,
+                        impl_->target + ": " + e.getDescription().cStr());
+    if (e.getType() == kj::Exception::Type::OVERLOADED)
+      return make_error(protocols::error_code::unavailable,
+                        impl_->target + " is overloaded: " + e.getDescription().cStr());
+    impl_->client = nullptr; // DISCONNECTED or FAILED: reconnect on the next call
     return make_error(runtime_errc::unreachable,
                       "cannot reach " + impl_->target + ": " + e.getDescription().cStr());
   }

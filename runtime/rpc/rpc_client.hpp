@@ -34,8 +34,9 @@ public:
   rpc_client& operator=(const rpc_client&) = delete;
 
   /// Runs `f(node)` and waits for the promise it returns, at most the timeout. Errors:
-  /// `unreachable` (connection refused or lost, or an RPC exception, with its text) and
-  /// `timeout`. After an error the next call reconnects.
+  /// `unreachable` (connection refused or lost, or a failed call, with its text; the next
+  /// call reconnects), `timeout` (it reconnects too), and the wire codes UNIMPLEMENTED (the
+  /// node offers no such call or module) and UNAVAILABLE (it is overloaded).
   template <class T>
   [[nodiscard]] caf::expected<T> call(const std::function<kj::Promise<T>(api::Node::Client)>& f) {
     caf::expected<T> out{caf::error{}};

@@ -13,6 +13,7 @@
 #include "runtime/core/types.hpp"
 #include "runtime/http/http_server.hpp"
 #include "runtime/module/service_module.hpp"
+#include "runtime/rpc/accept_loop.hpp"
 #include "runtime/rpc/admin_server.hpp"
 #include "runtime/rpc/front_end.hpp"
 #include "runtime/rpc/listener_set.hpp"
@@ -71,10 +72,13 @@ struct rpc_host::impl {
       auto& timer = io.provider->getTimer();
       kj_bridge bridge{sys};
       log_errors on_error;
-      kj::TaskSet tasks{on_error};
-      http_server http{timer, opts.node.name, metrics, opts.node.http_max_body};
-      listener_set extra{network, timer, metrics};
-      front_context ctx{bridge, opts.node, metrics, timer, tasks, network};
+      // Owned so that they end, with every connection and task they hold, before the fronts
+      // whose handlers those may use (see the end of this function).
+      auto tasks = kj::heap<kj::TaskSet>(on_error);
+      auto http = std::make_unique<http_server>(timer, opts.node.name, metrics,
+                                                opts.node.http_max_body);
+      auto extra = std::make_unique<listener_set>(network, timer, metrics);
+      front_context ctx{bridge, opts.node, metrics, timer, *tasks, network};
       // Each module's front end: its capability, routes and listeners.
       std::vector<std::unique_ptr<module_front>> fronts;
       std::map<std::string, capnp::Capability::Client> caps;
@@ -88,19 +92,19 @@ struct rpc_host::impl {
                         node_has_accessor(m->name()) ? std::string(m->name()) + "()"
                                                      : "service(\"" + std::string(m->name()) + "\")");
         }
-        front->add_routes(http.routes());
+        front->add_routes(http->routes());
         for (auto& spec : front->listeners()) {
           auto name = spec.name;
-          if (auto err = extra.add(opts.node.host, std::move(spec), io.waitScope)) {
+          if (auto err = extra->add(opts.node.host, std::move(spec), io.waitScope)) {
             ready.set_value(err);
             announced = true;
             return;
           }
-          listener_ports[name] = extra.port(name);
+          listener_ports[name] = extra->port(name);
         }
         fronts.push_back(std::move(front));
       }
-      listeners = &extra;
+      listeners = extra.get();
       kj::Own<kj::ConnectionReceiver> rpc_listener;
       kj::Own<kj::ConnectionReceiver> http_listener;
       kj::Own<capnp::TwoPartyServer> rpc;
@@ -109,19 +113,26 @@ struct rpc_host::impl {
         rpc_port = static_cast<uint16_t>(rpc_listener->getPort());
         rpc = kj::heap<capnp::TwoPartyServer>(
           make_node_server(make_admin_server(bridge), std::move(caps)));
-        tasks.add(rpc->listen(*rpc_listener));
+        auto* server = rpc.get();
+        tasks->add(accept_loop(*rpc_listener, timer, "rpc", [server](kj::Own<kj::AsyncIoStream> s) {
+          server->accept(kj::mv(s));
+        }));
       }
       if (opts.enable_http) {
         http_listener = bind(network, io.waitScope, opts.node.http_port, "HTTP");
         http_port = static_cast<uint16_t>(http_listener->getPort());
-        tasks.add(http.listen(*http_listener));
+        tasks->add(http->listen(*http_listener));
       }
       announced = true;
       ready.set_value(caf::none);
       stop.promise.wait(io.waitScope);
       listeners = nullptr;
-      // Ends every connection before the fronts they use go away.
+      // Ends every task, connection and request (RPC, HTTP, module listeners) before the
+      // fronts they may use go away.
+      tasks = nullptr;
       rpc = nullptr;
+      http = nullptr;
+      extra = nullptr;
       fronts.clear();
     } catch (const kj::Exception& e) {
       listeners = nullptr;

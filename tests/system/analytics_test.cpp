@@ -903,6 +903,15 @@ BOOST_AUTO_TEST_CASE(an_unknown_report_is_not_found) {
   BOOST_TEST(a.status == 404, a.brief());
   a = http(1, "GET", "/v1/reports/n1-0000000000000000/rows?offset=0&limit=10");
   BOOST_TEST(a.status == 404, a.brief());
+  // An id naming a node that does not exist: answered, not forwarded into silence.
+  a = status(1, "zz-0000000000000000");
+  BOOST_TEST(a.status == 404, a.brief());
+  BOOST_TEST(a.str("error_code") == "NOT_FOUND", a.brief());
+  a = http(2, "DELETE", "/v1/reports/zz-0000000000000000");
+  BOOST_TEST(a.status == 404, a.brief());
+  // n2 forwards a status of n1's report id to n1, which knows no such report.
+  a = status(2, "n1-0000000000000000");
+  BOOST_TEST(a.status == 404, a.brief());
 }
 
 // -- reports on a cluster that just formed --
